@@ -1,0 +1,90 @@
+import os
+
+import pytest
+import yaml
+
+from deepzine import pipeline
+from deepzine.parameters import ConfigError, Parameter
+from deepzine.stage import Stage
+
+CALLS = []
+
+
+class FirstStage(Stage):
+    toggle = 'first'
+    first = Parameter(False, 'bool', 'run the first stage')
+    first_output = Parameter(None, 'path', 'where the first stage writes')
+
+    def output_directory(self):
+        return self.first_output
+
+    def plan(self):
+        return [f'writes {self.first_output}']
+
+    def run(self):
+        CALLS.append(('first', os.path.exists(os.path.join(self.first_output, 'config.yaml'))))
+
+
+class SecondStage(Stage):
+    toggle = 'second'
+    second = Parameter(False, 'bool', 'run the second stage')
+    second_count = Parameter(1, 'int', 'how many')
+
+    def validate(self):
+        if self.second_count > 3:
+            raise ConfigError(f'second_count={self.second_count}: at most 3')
+
+    def run(self):
+        CALLS.append(('second', self.second_count))
+
+
+CLASSES = [FirstStage, SecondStage]
+
+
+@pytest.fixture(autouse=True)
+def clear_calls():
+    CALLS.clear()
+
+
+def test_toggles_choose_the_stages_and_they_run_in_pipeline_order(tmp_path):
+    config, stages = pipeline.prepare({'second': True, 'first': True, 'first_output': str(tmp_path / 'out')}, CLASSES)
+    assert [stage.toggle for stage in stages] == ['first', 'second']
+    pipeline.run(config, stages)
+    assert CALLS == [('first', True), ('second', 1)]
+    saved = yaml.safe_load((tmp_path / 'out' / 'config.yaml').read_text())
+    assert saved == config
+
+
+def test_a_stage_switched_off_does_not_run(tmp_path):
+    config, stages = pipeline.prepare({'second': True}, CLASSES)
+    pipeline.run(config, stages)
+    assert CALLS == [('second', 1)]
+
+
+def test_no_stage_switched_on_is_an_error():
+    with pytest.raises(ConfigError, match='no stage is switched on: set at least one of first, second'):
+        pipeline.prepare({}, CLASSES)
+
+
+def test_every_enabled_stage_is_checked_before_any_runs(tmp_path):
+    with pytest.raises(ConfigError, match='second_count=5'):
+        pipeline.prepare({'first': True, 'first_output': str(tmp_path / 'out'), 'second': True, 'second_count': 5},
+                         CLASSES)
+    assert CALLS == [] and not (tmp_path / 'out').exists()
+
+
+def test_a_disabled_stage_is_not_validated():
+    pipeline.prepare({'first': True, 'second_count': 5}, CLASSES)
+
+
+def test_retired_original_keys_are_accepted_with_a_warning(caplog):
+    config, _ = pipeline.prepare({'second': True, 'preload_resized_data': True}, CLASSES)
+    assert 'preload_resized_data' not in config
+    assert 'preload_resized_data is retired' in caplog.text
+
+
+def test_plan_names_the_stages_and_where_they_write(tmp_path):
+    config, stages = pipeline.prepare({'first': True, 'first_output': str(tmp_path / 'out')}, CLASSES)
+    text = pipeline.describe_plan(config, stages)
+    assert '1. first' in text and f'writes {tmp_path / "out"}' in text and 'second_count: 1' in text
+    assert not (tmp_path / 'out').exists()

@@ -1,0 +1,8 @@
+"""DeepZine: python wrapper.py config.yaml [--dry-run] [--set key=value] [--list-params]. See README.md."""
+
+import sys
+
+from deepzine.cli import main
+
+if __name__ == '__main__':
+    sys.exit(main())
