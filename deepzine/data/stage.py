@@ -1,0 +1,231 @@
+"""The load_data stage: an Internet Archive collection, a folder of PDFs or a folder of page images -> one HDF5 page file.
+
+Heavy libraries (h5py, pypdfium2, internetarchive) are imported inside `run`
+and the modules it calls, so `--dry-run` and `--list-params` stay instant.
+"""
+
+import logging
+import math
+import os
+import re
+import sys
+
+from deepzine.parameter_groups import DataFileParameters
+from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two
+from deepzine.stage import Stage
+
+logger = logging.getLogger(__name__)
+
+_COLLECTION_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
+
+
+class _ChoiceWithNone(Parameter):
+    """A choice whose allowed values include the word 'none' (which the registry would otherwise read as unset)."""
+
+    def convert(self, value):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ('none', 'null', '~', '')):
+            return 'none'
+        return super().convert(value)
+
+
+def automatic_dpi(output_size):
+    """Render so a letter page's short side (8.5 in) has twice the output size: enough to anti-alias, no more."""
+    return max(100, math.ceil(2 * output_size / 8.5))
+
+
+def _at_most_2400(value):
+    if value is not None and not 0 < value <= 2400:
+        return 'must be between 1 and 2400 dots per inch'
+
+
+class LoadDataStage(Stage, DataFileParameters):
+    toggle = 'load_data'
+
+    load_data = Parameter(False, 'bool', 'run the load_data stage: fetch or find documents and pack their pages into data_hdf5')
+    data_source = Parameter('internetarchive', 'str', 'where pages come from: an Internet Archive collection (downloaded to pdf_directory), '
+                            'the PDFs already in pdf_directory, or the page images in image_directory',
+                            choices=('internetarchive', 'pdf_directory', 'image_directory'))
+    pdf_directory = Parameter('./data/pdfs', 'path', 'folder of PDFs, searched recursively; downloads go to <pdf_directory>/<identifier>/')
+    image_directory = Parameter(None, 'path', 'folder of page images (png/jpg/tif, recursive) for data_source: image_directory, '
+                                'and where keep_page_images writes')
+    keep_page_images = Parameter(False, 'bool', 'also save each rendered page as PNG under image_directory (slow: PNG encoding '
+                                 'costs more than rendering); pages go to the HDF5 in memory either way')
+    internetarchive_collection = Parameter('MBLWHOI', 'str', 'Internet Archive collection identifier to download '
+                                           '(MBLWHOI: the Marine Biological Laboratory library, as in the original)')
+    internetarchive_query = Parameter(None, 'str', 'extra search terms added to collection:<id>, e.g. "mediatype:texts AND year:[1900 TO 1950]"')
+    internetarchive_host = Parameter('archive.org', 'str', 'archive host name[:port]; a mirror, a proxy or a local test server can stand in')
+    internetarchive_secure = Parameter(True, 'bool', 'use https to reach internetarchive_host')
+    pdf_num = Parameter(1000, 'int', 'at most this many items are downloaded (0: the whole collection); 1000 items '
+                        'give tens of thousands of pages, plenty for a first model', check=non_negative)
+    download_pdf = Parameter(True, 'bool', '(original key) false: no network, use the PDFs already in pdf_directory')
+    convert_pdf = Parameter(True, 'bool', '(original key) false: skip PDFs and pack the page images in image_directory '
+                            '(the same as data_source: image_directory)')
+    skip_bw_pdfs = Parameter(True, 'bool', "skip '<name>_bw.pdf' files: the archive's black-and-white copies of the same scans")
+    download_workers = Parameter(4, 'int', 'items downloaded at once (be gentle with the archive)', check=positive)
+    download_retries = Parameter(5, 'int', 'retries per file after a server error, time-out or bad checksum, '
+                                 'waiting 1, 2, 4... s (at most 60 s) between tries', check=non_negative)
+    download_timeout_sec = Parameter(60.0, 'float', 'seconds without data before a request is given up and retried', check=positive)
+    pdf_conversion_program = Parameter('pdfium', 'str', 'PDF rasterizer: pdfium (in memory, ~5x faster than pdftoppm here), '
+                                       'pdftoppm (poppler) or ghostscript (the original default was pdftoppm)',
+                                       choices=('pdfium', 'pdftoppm', 'ghostscript'),
+                                       aliases={'gs': 'ghostscript', 'pypdfium2': 'pdfium', 'poppler': 'pdftoppm'})
+    pdf_dpi = Parameter(None, 'int', 'rendering resolution in dots per inch; None: 2 x data_output_size / 8.5 inches, '
+                        'at least 100 (100 dpi for 256 pixels)', check=_at_most_2400)
+    conversion_workers = Parameter(None, 'int', 'processes rasterizing documents at once; None: every core', check=positive)
+    data_output_size = Parameter(256, 'int', 'largest page size stored, in pixels (sizes 4..this are written); 256 keeps text '
+                                 'shapes and trains in days on one GPU (the original wrote 1024: 16x the storage and rasterizing)',
+                                 check=power_of_two)
+    square_mode = Parameter('stretch', 'str', 'how a page becomes square: stretch (the original: squash to a square), '
+                            'pad (keep proportions, fill with the page\'s paper colour) or crop (keep the centre square)',
+                            choices=('stretch', 'pad', 'crop'))
+    channels = Parameter(3, 'int', 'colour channels stored: 3 (RGB) or 1 (grey: a third of the storage and of the '
+                         'first and last convolutions, fine for text)', choices=(3, 1))
+    hdf5_compression = _ChoiceWithNone('gzip', 'str', 'HDF5 compression of the page arrays: gzip (level 1; readable by any '
+                                       'HDF5 tool), lzf (faster to write, larger) or none', choices=('none', 'gzip', 'lzf'))
+    overwrite = Parameter(False, 'bool', 'rebuild data_hdf5 from scratch; false adds only documents not yet in it')
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.config = dict(config)
+
+    # --- derived values -------------------------------------------------------------------------------
+
+    @property
+    def source(self):
+        """internetarchive | pdf_directory | image_directory, after the original's convert_pdf key."""
+        return 'image_directory' if not self.convert_pdf else self.data_source
+
+    @property
+    def resolved_dpi(self):
+        return self.pdf_dpi or automatic_dpi(self.data_output_size)
+
+    @property
+    def resolved_workers(self):
+        if self.conversion_workers:
+            return self.conversion_workers
+        return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+    @property
+    def downloads(self):
+        return self.source == 'internetarchive' and self.download_pdf
+
+    def schema(self):
+        """The settings that fix what a stored page looks like (see deepzine.data.writer.SCHEMA_KEYS)."""
+        images = self.source == 'image_directory'
+        return {'output_size': self.data_output_size, 'channels': self.channels, 'square_mode': self.square_mode,
+                'pdf_dpi': 0 if images else self.resolved_dpi,
+                'pdf_conversion_program': 'image files' if images else self.pdf_conversion_program}
+
+    # --- Stage interface ------------------------------------------------------------------------------
+
+    def validate(self):
+        if self.downloads:
+            collection = self.internetarchive_collection
+            if not collection or not _COLLECTION_PATTERN.fullmatch(collection):
+                raise ConfigError(f'internetarchive_collection={collection!r}: must be a collection identifier '
+                                  '(letters, digits, ".", "_", "-"); put other search terms in internetarchive_query')
+            if '://' in self.internetarchive_host or '/' in self.internetarchive_host or not self.internetarchive_host:
+                raise ConfigError(f'internetarchive_host={self.internetarchive_host!r}: give host[:port] only, e.g. '
+                                  'archive.org or 127.0.0.1:8000 (internetarchive_secure chooses https or http)')
+        elif self.source == 'pdf_directory' or self.source == 'internetarchive':
+            if not os.path.isdir(self.pdf_directory):
+                raise ConfigError(f'pdf_directory={self.pdf_directory}: folder not found (download_pdf is false, '
+                                  'so the PDFs must already be there)')
+        if self.source == 'image_directory':
+            if not self.image_directory or not os.path.isdir(self.image_directory):
+                why = 'data_source is image_directory' if self.convert_pdf else 'convert_pdf is false'
+                raise ConfigError(f'image_directory={self.image_directory}: folder not found ({why}, so the '
+                                  'page images must already be there)')
+            if self.keep_page_images:
+                raise ConfigError('keep_page_images=true: only PDFs are rendered; the pages already are images '
+                                  f'in image_directory={self.image_directory}')
+        if self.keep_page_images and not self.image_directory:
+            raise ConfigError('keep_page_images=true: set image_directory to the folder for the page images')
+        self._check_existing_file()
+
+    def _check_existing_file(self):
+        """Refuse to add pages to a finished file made with other settings, before any download starts."""
+        from deepzine.data.store import PARTIAL_SUFFIX
+        if self.overwrite or not os.path.isfile(self.data_hdf5) or os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
+            return
+        from deepzine.data.writer import read_finished_documents
+        read_finished_documents(self.data_hdf5, self.schema())
+
+    def plan(self):
+        lines = []
+        if self.downloads:
+            query = f' {self.internetarchive_query}' if self.internetarchive_query else ''
+            scheme = 'https' if self.internetarchive_secure else 'http'
+            lines.append(f'download the PDFs of up to {self.pdf_num or "all"} items matching "collection:'
+                         f'{self.internetarchive_collection}{query}" from {scheme}://{self.internetarchive_host} into '
+                         f'{self.pdf_directory}/<identifier>/ ({self.download_workers} at once'
+                         + (', _bw.pdf copies skipped)' if self.skip_bw_pdfs else ')'))
+        if self.source == 'image_directory':
+            lines.append(f'pack every png/jpg/tif under {self.image_directory}')
+        else:
+            lines.append(f'rasterize every PDF under {self.pdf_directory} with {self.pdf_conversion_program} at '
+                         f'{self.resolved_dpi} dpi in {self.resolved_workers} worker process'
+                         + ('es' if self.resolved_workers != 1 else '')
+                         + (f', keeping PNG pages in {self.image_directory}' if self.keep_page_images else ''))
+        lines.append(f'pages: {self.square_mode} to {self.data_output_size}x{self.data_output_size}, {self.channels} '
+                     f'channel(s), stored at sizes 4..{self.data_output_size} as uint8')
+        lines.append(f'write {self.data_hdf5} ({self.hdf5_compression} compression): {self._file_mode()}')
+        return lines
+
+    def _file_mode(self):
+        from deepzine.data.store import PARTIAL_SUFFIX
+        if os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
+            return f'resume the interrupted run in {os.path.basename(self.data_hdf5 + PARTIAL_SUFFIX)} if its settings match'
+        if os.path.exists(self.data_hdf5):
+            return 'rebuild it from scratch (overwrite: true)' if self.overwrite else 'add only documents not yet in it'
+        return 'new file'
+
+    def output_directory(self):
+        return None  # the resolved config is stored inside the HDF5 file (attribute `config`)
+
+    def run(self):
+        """Fetch or find the documents, pack the new ones, and return the path of the finished HDF5 file."""
+        import yaml
+
+        from deepzine.data import archive, sources
+        from deepzine.data.pack import RenderSettings, pack_documents
+        from deepzine.data.store import PARTIAL_SUFFIX
+        from deepzine.data.writer import PageWriter, read_finished_documents
+        progress = sys.stderr.isatty()
+        download_line = None
+        if self.downloads:
+            settings = archive.DownloadSettings(self.pdf_directory, host=self.internetarchive_host,
+                                                secure=self.internetarchive_secure, skip_bw_pdfs=self.skip_bw_pdfs,
+                                                retries=self.download_retries, timeout_sec=self.download_timeout_sec)
+            reports = archive.download_collection(self.internetarchive_collection, settings, self.internetarchive_query,
+                                                  self.pdf_num or None, self.download_workers, progress)
+            download_line = archive.summarize_downloads(reports)
+        if self.source == 'image_directory':
+            documents, where = sources.find_images(self.image_directory), f'image_directory={self.image_directory}'
+        else:
+            documents, where = sources.find_pdfs(self.pdf_directory, self.skip_bw_pdfs), f'pdf_directory={self.pdf_directory}'
+        if not documents:
+            raise ConfigError(f'{where}: no documents found (looked recursively for '
+                              + ('png/jpg/tif files)' if self.source == 'image_directory' else '.pdf files)'))
+        schema = self.schema()
+        if not self.overwrite and os.path.isfile(self.data_hdf5) and not os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
+            already_done = read_finished_documents(self.data_hdf5, schema)
+            if all(document.key in already_done for document in documents):
+                logger.info('load_data: nothing new; all %d documents are already in %s', len(documents), self.data_hdf5)
+                return self.data_hdf5
+        attributes = {'config': yaml.safe_dump(self.config, sort_keys=True), 'data_source': self.source,
+                      'source_directory': self.image_directory if self.source == 'image_directory' else self.pdf_directory}
+        writer = PageWriter(self.data_hdf5, schema, attributes, self.hdf5_compression, self.overwrite)
+        render = RenderSettings(self.pdf_conversion_program, self.resolved_dpi, self.data_output_size, self.square_mode,
+                                self.channels, self.image_directory if self.keep_page_images else None,
+                                self.hdf5_compression)
+        try:
+            summary = pack_documents(documents, writer, render, self.resolved_workers, progress)
+            path = writer.finish()
+        except BaseException:
+            writer.close()  # keep the partial file: the next run resumes it
+            raise
+        logger.info('load_data finished: %s now holds %d pages', path, writer.final_page_count)
+        for line in ([download_line] if download_line else []) + summary.lines():
+            logger.info('  %s', line)
+        return path

@@ -1,0 +1,190 @@
+"""The HDF5 page file: its schema, `PageStore` (a checked read-only view) and `page_dataset` (the training input).
+
+Layout (format version 1), written by `deepzine.data.writer`:
+- `data_<size>` for size in 4, 8, ..., output size: uint8 [N, size, size, channels],
+  one page per chunk (a training batch touches random pages), gzip level 1 by default.
+  The original DeepZine stored float32 at every size: 4x the bytes before compression.
+- `pages/identifier`, `pages/file`, `pages/page_number`: where page i came from.
+- `documents/file, size_bytes, first_page_index, pages_written, pages_skipped, status`:
+  one row per document processed ('packed', or 'skipped: <why>'), which is how an
+  incremental run knows what is already done.
+- attributes: format ('deepzine-pages'), format_version, complete, channels, sizes,
+  output_size, square_mode, pdf_dpi (0 for image files), pdf_conversion_program,
+  hdf5_compression, data_source, source_directory, created_utc, updated_utc and
+  config (the resolved YAML of the load_data run).
+
+Trainers and evaluators import only `PageStore` and `page_dataset` from here.
+"""
+
+import os
+import threading
+
+import numpy as np
+
+from deepzine.parameters import ConfigError
+
+FORMAT_NAME = 'deepzine-pages'
+FORMAT_VERSION = 1
+PARTIAL_SUFFIX = '.partial'
+PROVENANCE_COLUMNS = ('identifier', 'file', 'page_number')
+
+
+def data_name(size):
+    return f'data_{size}'
+
+
+def _plain(value):
+    """HDF5 attribute values (numpy scalars, arrays, bytes) as plain Python values."""
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'replace')
+    if isinstance(value, np.ndarray):
+        return [_plain(element) for element in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _looks_like_original_deepzine(handle):
+    """The 2018 DeepZine wrote PyTables files: float32 `data_<size>` arrays and an `imagenames` array."""
+    return 'imagenames' in handle or 'PYTABLES_FORMAT_VERSION' in handle.attrs
+
+
+def describe_sizes(sizes):
+    return f'{sizes[0]}..{sizes[-1]}' if len(sizes) > 1 else str(sizes[0])
+
+
+class PageStore:
+    """A finished DeepZine page file, opened read-only and checked; use as a context manager or call close()."""
+
+    def __init__(self, path):
+        import h5py
+        self.path = os.path.abspath(path)
+        if not os.path.isfile(self.path):
+            hint = (' (an interrupted load_data left ' + os.path.basename(self.path + PARTIAL_SUFFIX)
+                    + ': re-run load_data to finish it)') if os.path.exists(self.path + PARTIAL_SUFFIX) else ''
+            raise ConfigError(f'data_hdf5={self.path}: file not found{hint}; run load_data (load_data: true) to build it')
+        try:
+            self._file = h5py.File(self.path, 'r')
+        except OSError as error:
+            raise ConfigError(f'data_hdf5={self.path}: not a readable HDF5 file ({error}); rebuild it with '
+                              'load_data (overwrite: true)') from None
+        try:
+            self._check()
+        except Exception:
+            self._file.close()
+            raise
+        self.attributes = {name: _plain(value) for name, value in self._file.attrs.items()}
+        self.sizes = sorted(int(size) for size in self.attributes['sizes'])
+        self.channels = int(self.attributes['channels'])
+        self.page_count = int(self._file[data_name(self.sizes[-1])].shape[0])
+        self._provenance_columns = None
+
+    def _check(self):
+        handle = self._file
+        if handle.attrs.get('format') != FORMAT_NAME:
+            if _looks_like_original_deepzine(handle):
+                raise ConfigError(f'data_hdf5={self.path}: an ORIGINAL DeepZine (PyTables, float32) file; this version '
+                                  'needs its own format: rebuild it with load_data (overwrite: true)')
+            raise ConfigError(f'data_hdf5={self.path}: an HDF5 file but not a DeepZine page file; '
+                              'point data_hdf5 elsewhere or rebuild it with load_data (overwrite: true)')
+        version = int(handle.attrs.get('format_version', 0))
+        if version > FORMAT_VERSION:
+            raise ConfigError(f'data_hdf5={self.path}: format version {version} was written by a newer DeepZine '
+                              f'(this one reads up to {FORMAT_VERSION}); update DeepZine or rebuild the file')
+        if not handle.attrs.get('complete', False):
+            raise ConfigError(f'data_hdf5={self.path}: not finished (an interrupted load_data run); '
+                              're-run load_data to complete it')
+        for size in handle.attrs['sizes']:
+            if data_name(int(size)) not in handle:
+                raise ConfigError(f'data_hdf5={self.path}: damaged, {data_name(int(size))} is missing; '
+                                  'rebuild it with load_data (overwrite: true)')
+
+    def require_size(self, size):
+        """ConfigError unless pages of `size` are stored (training at 128 needs data_output_size >= 128)."""
+        if size not in self.sizes:
+            raise ConfigError(f'data_hdf5={self.path} holds sizes {describe_sizes(self.sizes)} but training needs '
+                              f'{size}: re-run load_data with data_output_size: {max(size, self.sizes[-1])}')
+
+    def read(self, size, indices):
+        """uint8 [n, size, size, channels] for the given page indices, in that order."""
+        self.require_size(size)
+        dataset = self._file[data_name(size)]
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        pages = np.empty((len(indices), size, size, self.channels), dtype=np.uint8)
+        # One ds[i] per page: h5py's fancy indexing (ds[sorted_list]) is ~40x slower here (see NOTES.md).
+        for position, index in enumerate(indices):
+            pages[position] = dataset[int(index)]
+        return pages
+
+    def provenance(self, indices):
+        """[(identifier, file, page_number)] for the given page indices."""
+        if self._provenance_columns is None:
+            group = self._file['pages']
+            self._provenance_columns = (group['identifier'].asstr()[:], group['file'].asstr()[:],
+                                        group['page_number'][:])
+        identifiers, files, page_numbers = self._provenance_columns
+        return [(str(identifiers[i]), str(files[i]), int(page_numbers[i])) for i in np.asarray(indices).reshape(-1)]
+
+    def close(self):
+        if self._file:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        return f'PageStore({self.path!r}: {self.page_count} pages, sizes {describe_sizes(self.sizes)}, {self.channels} channels)'
+
+
+# One open file per (process, file): tf.data calls the reader from its thread pool, and re-opening per batch
+# would cost more than the read. Keyed by pid so a forked worker never uses its parent's HDF5 handle, and by
+# inode and mtime so a file rebuilt by load_data in the same process is opened afresh.
+_OPEN_STORES = {}
+_OPEN_STORES_LOCK = threading.Lock()
+
+
+def _shared_store(path, identity):
+    key = (os.getpid(), path, identity)
+    with _OPEN_STORES_LOCK:
+        if key not in _OPEN_STORES:
+            _OPEN_STORES[key] = PageStore(path)
+        return _OPEN_STORES[key]
+
+
+def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=True):
+    """tf.data.Dataset of float32 [batch_size, size, size, channels] pages in [-1, 1], reshuffled every epoch.
+
+    index -> shuffle -> batch -> read with h5py inside tf.numpy_function -> scale -> prefetch. Only
+    indices flow through the pipeline, so it works unchanged under
+    `strategy.experimental_distribute_dataset`.
+    """
+    import tensorflow as tf
+    path = os.path.abspath(path)
+    with PageStore(path) as store:
+        store.require_size(size)
+        page_count, channels = store.page_count, store.channels
+    status = os.stat(path)
+    identity = (status.st_ino, status.st_mtime_ns)
+    if drop_remainder and page_count < batch_size:
+        raise ConfigError(f'data_hdf5={path} holds {page_count} pages, fewer than one batch of {batch_size}: '
+                          'add documents with load_data or lower the batch size')
+
+    def read_batch(indices):
+        return _shared_store(path, identity).read(size, indices)
+
+    def to_model_range(indices):
+        pages = tf.numpy_function(read_batch, [indices], tf.uint8, stateful=False)
+        pages.set_shape([batch_size if drop_remainder else None, size, size, channels])
+        return tf.cast(pages, tf.float32) * (1.0 / 127.5) - 1.0
+
+    dataset = tf.data.Dataset.range(page_count)
+    dataset = dataset.shuffle(page_count, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(to_model_range, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
+    return dataset.prefetch(tf.data.AUTOTUNE)

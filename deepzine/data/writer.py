@@ -1,0 +1,323 @@
+"""Write the page file safely: pages go to committed segment files, merged into data_hdf5 by temp name + rename.
+
+Why segments: HDF5 is not crash-safe. A process killed while appending to an
+open HDF5 file can leave it unreadable even where it was flushed (measured:
+about 1 kill in 8 while writing gave 'filter returned failure during read'
+or an unopenable file). So pages stream into `<data_hdf5>.partial/segment-N.hdf5.tmp`;
+at a document boundary, at most every `commit_interval_sec`, the segment is
+closed and renamed to `segment-N.hdf5`. A closed, renamed file is complete, so:
+- a killed run resumes from its committed segments (at most the last few
+  seconds of documents are done again) and never from a damaged file;
+- `finish()` merges the previous data_hdf5 (for an incremental run) and the
+  segments into `<data_hdf5>.merging`, marks it complete and renames it over
+  data_hdf5: a file that looks finished is always complete, and the old file
+  stays readable until the new one replaces it;
+- memory does not grow with the collection: every page is written as it comes.
+The merge copies compressed chunks as they are (no recompression).
+"""
+
+import datetime
+import glob
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+
+import numpy as np
+
+from deepzine.data.squaring import pyramid_sizes
+from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, PARTIAL_SUFFIX, data_name
+from deepzine.parameters import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# Attributes that fix what a page in the file looks like: new pages may only join a file whose values match.
+SCHEMA_KEYS = ('output_size', 'channels', 'square_mode', 'pdf_dpi', 'pdf_conversion_program')
+PROVENANCE_TYPES = {'identifier': 'str', 'file': 'str', 'page_number': 'int32'}
+DOCUMENT_TYPES = {'file': 'str', 'size_bytes': 'int64', 'first_page_index': 'int64',
+                  'pages_written': 'int32', 'pages_skipped': 'int32', 'status': 'str'}
+_COMPRESSION = {'gzip': {'compression': 'gzip', 'compression_opts': 1}, 'lzf': {'compression': 'lzf'}, 'none': {}}
+_RUN_FILE = 'run.json'
+_MERGING_SUFFIX = '.merging'
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def _plain(value):
+    value = value.decode() if isinstance(value, bytes) else value
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def schema_differences(attributes, schema):
+    """['square_mode: file has 'pad', config gives 'stretch'', ...] for every schema key that differs."""
+    return [f'{key}: file has {_plain(attributes.get(key))!r}, config gives {schema[key]!r}'
+            for key in SCHEMA_KEYS if _plain(attributes.get(key)) != schema[key]]
+
+
+def finished_documents(handle):
+    """{relative file: size in bytes} of the documents recorded in an open page file or segment."""
+    group = handle['documents']
+    return dict(zip((str(name) for name in group['file'].asstr()[:]), (int(size) for size in group['size_bytes'][:])))
+
+
+def read_finished_documents(path, schema):
+    """Finished documents of an existing, complete page file whose schema matches; ConfigError if it does not."""
+    import h5py
+    try:
+        with h5py.File(path, 'r') as handle:
+            if handle.attrs.get('format') != FORMAT_NAME or not handle.attrs.get('complete', False):
+                raise ConfigError(f'data_hdf5={path}: exists but is not a finished DeepZine page file; '
+                                  'set overwrite: true to replace it')
+            differences = schema_differences(handle.attrs, schema)
+            if differences:
+                raise ConfigError(f'data_hdf5={path} was built with other settings ({"; ".join(differences)}); '
+                                  'set overwrite: true to rebuild it, or point data_hdf5 elsewhere')
+            return finished_documents(handle)
+    except OSError as error:
+        raise ConfigError(f'data_hdf5={path}: cannot be read ({error}); set overwrite: true to replace it') from None
+
+
+def create_layout(handle, sizes, channels, compression, page_count=0, document_count=0):
+    """The page-file datasets; resizable along the first axis while page_count is 0 (segments grow)."""
+    import h5py
+    string = h5py.string_dtype()
+    growing = page_count == 0
+    for size in sizes:
+        shape = (size, size, channels)
+        handle.create_dataset(data_name(size), shape=(page_count, *shape), maxshape=(None, *shape), dtype=np.uint8,
+                              chunks=(1, *shape), **_COMPRESSION[compression])
+    for group_name, columns, rows in (('pages', PROVENANCE_TYPES, page_count), ('documents', DOCUMENT_TYPES, document_count)):
+        group = handle.create_group(group_name)
+        for name, kind in columns.items():
+            group.create_dataset(name, shape=(0 if growing else rows,), maxshape=(None,),
+                                 dtype=string if kind == 'str' else kind, chunks=(4096,), compression='gzip')
+
+
+class PageWriter:
+    """Collects pages into committed segments and merges them into data_hdf5; see the module docstring."""
+
+    def __init__(self, path, schema, attributes, compression='gzip', overwrite=False, commit_interval_sec=1.0):
+        """schema: values of SCHEMA_KEYS; attributes: other attributes for the final file (config YAML, source...)."""
+        import h5py
+        self._h5py = h5py
+        self.path = os.path.abspath(path)
+        self.segment_folder = self.path + PARTIAL_SUFFIX
+        self.schema, self.attributes = dict(schema), dict(attributes)
+        self.compression, self.overwrite = compression, overwrite
+        self.commit_interval_sec = commit_interval_sec
+        self.sizes = pyramid_sizes(schema['output_size'])
+        self.channels = int(schema['channels'])
+        self.final_page_count = None
+        self._segment, self._segment_opened, self._document_start = None, 0.0, 0
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if os.path.exists(self.path + _MERGING_SUFFIX):
+            os.remove(self.path + _MERGING_SUFFIX)  # a merge that was killed: the segments are still there
+        self.base_documents, self.created_utc = {}, _now()
+        if os.path.exists(self.path) and not overwrite:
+            self.base_documents = read_finished_documents(self.path, self.schema)
+            with h5py.File(self.path, 'r') as handle:
+                self.created_utc = _plain(handle.attrs.get('created_utc', self.created_utc))
+        self._run_id = self._resume_or_start()
+        self.segments = sorted(glob.glob(os.path.join(self.segment_folder, 'segment-*.hdf5')))
+        self.finished_documents = dict(self.base_documents)
+        for segment in self.segments:
+            with h5py.File(segment, 'r') as handle:
+                self.finished_documents.update(finished_documents(handle))
+        self.resumed_documents = len(self.finished_documents) - len(self.base_documents)
+        if self.resumed_documents:
+            logger.info('resuming the interrupted run in %s: %d documents already done', self.segment_folder,
+                        self.resumed_documents)
+
+    # --- the segment folder ---------------------------------------------------------------------------
+
+    def _resume_or_start(self):
+        """The run id of a usable segment folder (discarding one that cannot serve this run), or of a new one."""
+        run_file = os.path.join(self.segment_folder, _RUN_FILE)
+        if os.path.isdir(self.segment_folder):
+            try:
+                with open(run_file, encoding='utf-8') as handle:
+                    run = json.load(handle)
+            except (OSError, ValueError):
+                run = {}
+            reason = None
+            if run.get('schema') != self.schema:
+                reason = 'it was made with other settings'
+            elif run.get('overwrite') and not self.overwrite:
+                # its segments rebuild documents the finished file also holds: merging both would repeat them
+                reason = 'it was rebuilding the file (overwrite: true) and this run adds to it'
+            elif self._already_merged(run.get('run_id')):
+                reason = f'its pages are already in {self.path}'
+            if reason is None:
+                for leftover in glob.glob(os.path.join(self.segment_folder, '*.tmp')):
+                    os.remove(leftover)  # the segment being written when the run stopped
+                return run['run_id']
+            logger.warning('discarding %s: %s', self.segment_folder, reason)
+            shutil.rmtree(self.segment_folder)
+        os.makedirs(self.segment_folder)
+        run_id = uuid.uuid4().hex
+        temporary = run_file + '.tmp'
+        with open(temporary, 'w', encoding='utf-8') as handle:
+            json.dump({'run_id': run_id, 'schema': self.schema, 'overwrite': self.overwrite, 'started_utc': _now()}, handle)
+        os.replace(temporary, run_file)
+        return run_id
+
+    def _already_merged(self, run_id):
+        """True if the finished file came from this segment folder (killed after the rename, before the clean-up)."""
+        if not os.path.exists(self.path):
+            return False
+        with self._h5py.File(self.path, 'r') as handle:
+            return _plain(handle.attrs.get('merged_run_id')) == run_id
+
+    def _open_segment(self):
+        name = os.path.join(self.segment_folder, f'segment-{len(self.segments) + 1:06d}.hdf5.tmp')
+        self._segment = self._h5py.File(name, 'w')
+        self._segment.attrs.update(self.schema)
+        create_layout(self._segment, self.sizes, self.channels, self.compression)
+        self._segment_opened, self._document_start = time.monotonic(), 0
+
+    def _close_segment(self):
+        """Commit: close the open segment and give it its final name (everything in it survives a kill from now)."""
+        temporary = self._segment.filename
+        documents = self._segment['documents/file'].shape[0]
+        pages = self._segment[data_name(self.sizes[-1])].shape[0]
+        self._segment.close()
+        self._segment = None
+        with open(temporary, 'rb') as handle:
+            os.fsync(handle.fileno())
+        final = temporary[:-len('.tmp')]
+        os.replace(temporary, final)
+        self.segments.append(final)
+        logger.debug('committed %s: %d documents, %d pages (%d documents done in all)', os.path.basename(final),
+                     documents, pages, len(self.finished_documents))
+
+    # --- writing --------------------------------------------------------------------------------------
+
+    def append_pages(self, levels, provenance, compressed=False):
+        """levels: {size: uint8 [n, size, size, channels]} for every stored size; provenance: n (identifier, file, page).
+
+        compressed: levels hold, per size, n zlib level-1 streams of the pages' bytes
+        (what HDF5's gzip filter stores), written as chunks without recompressing.
+        """
+        if not provenance:
+            return
+        if compressed and self.compression != 'gzip':
+            raise ValueError(f'pre-compressed pages need gzip compression, this file uses {self.compression}')
+        if self._segment is None:
+            self._open_segment()
+        if compressed:
+            for size in self.sizes:
+                dataset = self._segment[data_name(size)]
+                start = dataset.shape[0]
+                dataset.resize(start + len(levels[size]), axis=0)
+                for index, chunk in enumerate(levels[size]):
+                    dataset.id.write_direct_chunk((start + index, 0, 0, 0), chunk)
+        else:
+            _append(self._segment, {data_name(size): levels[size] for size in self.sizes})
+        _append(self._segment['pages'], {name: [row[position] for row in provenance]
+                                          for position, name in enumerate(PROVENANCE_TYPES)})
+
+    def commit_document(self, file, size_bytes, pages_written, pages_skipped, status):
+        """Record a document (its pages appended since the last call) as done, packed or skipped and why."""
+        if self._segment is None:
+            self._open_segment()
+        page_count = self._segment[data_name(self.sizes[-1])].shape[0]
+        _append(self._segment['documents'], {'file': [file], 'size_bytes': [size_bytes],
+                                             'first_page_index': [self._document_start], 'pages_written': [pages_written],
+                                             'pages_skipped': [pages_skipped], 'status': [status]})
+        self._document_start = page_count
+        self.finished_documents[file] = size_bytes
+        if time.monotonic() - self._segment_opened >= self.commit_interval_sec:
+            self._close_segment()
+
+    def finish(self):
+        """Merge the previous file and every segment into data_hdf5 (temp name + rename); returns its path."""
+        if self._segment is not None:
+            self._close_segment()
+        sources = ([self.path] if self.base_documents else []) + self.segments
+        page_count = 0
+        for source in sources:
+            with self._h5py.File(source, 'r') as handle:
+                page_count += handle[data_name(self.sizes[-1])].shape[0]
+        if page_count == 0:
+            self.discard()
+            raise ConfigError(f'data_hdf5={self.path}: no usable pages at all; see the warnings above for why '
+                              'each document was skipped')
+        merging = self.path + _MERGING_SUFFIX
+        with self._h5py.File(merging, 'w') as target:
+            _merge(sources, target, self, page_count)
+        with open(merging, 'rb') as handle:
+            os.fsync(handle.fileno())
+        os.replace(merging, self.path)
+        shutil.rmtree(self.segment_folder, ignore_errors=True)
+        self.final_page_count = page_count
+        return self.path
+
+    def close(self):
+        """Stop without finishing: committed segments stay for the next run; the open one is dropped."""
+        if self._segment is not None:
+            temporary = self._segment.filename
+            self._segment.close()
+            self._segment = None
+            os.remove(temporary)
+
+    def discard(self):
+        self.close()
+        shutil.rmtree(self.segment_folder, ignore_errors=True)
+
+
+def _append(group, columns):
+    """Append rows to each named resizable dataset of `group`."""
+    for name, rows in columns.items():
+        dataset = group[name]
+        start = dataset.shape[0]
+        dataset.resize(start + len(rows), axis=0)
+        dataset[start:start + len(rows)] = rows
+
+
+def _same_filters(source, target):
+    return (source.compression, source.compression_opts) == (target.compression, target.compression_opts)
+
+
+def _merge(sources, target, writer, page_count):
+    """Fill `target` with the pages, provenance and documents of every source, in order."""
+    documents = []
+    for source in sources:
+        with writer._h5py.File(source, 'r') as handle:
+            documents.append(handle['documents/file'].shape[0])
+    create_layout(target, writer.sizes, writer.channels, writer.compression, page_count, sum(documents))
+    offset, document_offset = 0, 0
+    for source in sources:
+        with writer._h5py.File(source, 'r') as handle:
+            count = handle[data_name(writer.sizes[-1])].shape[0]
+            for size in writer.sizes:
+                _copy_pages(handle[data_name(size)], target[data_name(size)], offset, count)
+            for name in PROVENANCE_TYPES:
+                target['pages'][name][offset:offset + count] = handle['pages'][name][:]
+            rows = handle['documents/file'].shape[0]
+            for name in DOCUMENT_TYPES:
+                values = handle['documents'][name][:]
+                target['documents'][name][document_offset:document_offset + rows] = (
+                    values + offset if name == 'first_page_index' else values)
+            offset, document_offset = offset + count, document_offset + rows
+    target.attrs.update({'format': FORMAT_NAME, 'format_version': FORMAT_VERSION, 'complete': True,
+                         'sizes': np.asarray(writer.sizes, np.int32), 'hdf5_compression': writer.compression,
+                         'created_utc': writer.created_utc, 'updated_utc': _now(), 'merged_run_id': writer._run_id,
+                         **writer.schema,
+                         **{key: value for key, value in writer.attributes.items() if value is not None}})
+
+
+def _copy_pages(source, target, offset, count):
+    """Copy `count` pages; chunks move as stored (still compressed) when both sides use the same filters."""
+    if _same_filters(source, target):
+        tail = (0,) * (source.ndim - 1)
+        for index in range(count):
+            filter_mask, chunk = source.id.read_direct_chunk((index, *tail))
+            target.id.write_direct_chunk((offset + index, *tail), chunk, filter_mask)
+    else:
+        for start in range(0, count, 256):
+            stop = min(count, start + 256)
+            target[offset + start:offset + stop] = source[start:stop]
