@@ -1,0 +1,197 @@
+"""The progressive generator and discriminator, built from an `Architecture` that a run saves next to its models.
+
+Both networks hold the layers of every resolution from the start and are
+called with the image `size` to run at (a Python int: one trace per phase) and,
+during a fade-in phase, `alpha` (a tensor or tf.Variable, never a Python float).
+The same classes represent the original DeepZine models (`deepzine.model.legacy`):
+no weight scaling, no latent normalization, one minibatch-stddev group.
+"""
+
+import dataclasses
+import json
+import math
+
+import keras
+import tensorflow as tf
+
+from deepzine.model.layers import (ScaledConv2D, ScaledDense, downscale2d, leaky_relu, lerp, minibatch_stddev,
+                                   pixel_norm, upscale2d)
+
+ARCHITECTURE_FILE = 'architecture.json'
+
+
+def sizes_up_to(output_size, start_size=4):
+    return [2 ** level for level in range(int(math.log2(start_size)), int(math.log2(output_size)) + 1)]
+
+
+def filter_widths(output_size, max_filter, min_filter, filter_num_reduction_transition_size):
+    """Filters per resolution: max_filter up to the transition size, halved at each doubling above it, floored."""
+    return {size: max(min_filter, max_filter >> max(0, int(math.log2(size / filter_num_reduction_transition_size))))
+            for size in sizes_up_to(output_size)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """Everything that fixes the shapes and the arithmetic of a generator/discriminator pair."""
+    latent_size: int
+    channels: int
+    output_size: int
+    widths: dict                      # {size: filters} for every size 4..output_size
+    equalized_learning_rate: bool = True
+    normalize_latent: bool = True     # pixel-norm the latent first (paper); the original DeepZine did not
+    minibatch_group_size: int = 4     # 0: the whole batch is one group (the original DeepZine)
+    rgb_sizes: tuple = None           # sizes that have toRGB/fromRGB layers; None: all
+
+    def __post_init__(self):
+        object.__setattr__(self, 'widths', {int(size): int(width) for size, width in self.widths.items()})
+        rgb_sizes = tuple(self.rgb_sizes) if self.rgb_sizes else tuple(self.sizes)
+        object.__setattr__(self, 'rgb_sizes', rgb_sizes)
+        missing = [size for size in self.sizes if size not in self.widths]
+        if missing:
+            raise ValueError(f'architecture has no width for sizes {missing}')
+
+    @property
+    def sizes(self):
+        return sizes_up_to(self.output_size)
+
+    def to_json(self):
+        data = dataclasses.asdict(self)
+        data['widths'] = {str(size): width for size, width in self.widths.items()}
+        data['rgb_sizes'] = list(self.rgb_sizes)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    @classmethod
+    def from_parameters(cls, parameters, channels, output_size=None):
+        """From a stage holding ModelParameters (deepzine.parameter_groups) and the data's channel count."""
+        output_size = output_size or parameters.gan_output_size
+        widths = filter_widths(output_size, parameters.max_filter, parameters.min_filter,
+                               parameters.filter_num_reduction_transition_size)
+        return cls(latent_size=parameters.latent_size, channels=channels, output_size=output_size, widths=widths,
+                   equalized_learning_rate=parameters.equalized_learning_rate,
+                   minibatch_group_size=parameters.minibatch_group_size)
+
+
+def _check_size(architecture, size, alpha, network):
+    if size not in architecture.sizes:
+        raise ValueError(f'{network} has sizes {architecture.sizes}, asked for {size}')
+    if alpha is not None and size == 4:
+        raise ValueError('4x4 is the first resolution: it has no fade-in')
+    if size not in architecture.rgb_sizes or (alpha is not None and size // 2 not in architecture.rgb_sizes):
+        raise ValueError(f'{network} has RGB layers for {architecture.rgb_sizes} only, asked for {size}'
+                         + (' with fade-in' if alpha is not None else ''))
+
+
+class Generator(keras.Model):
+    """latent [B, latent_size] -> images [B, size, size, channels], linear output (about [-1, 1])."""
+
+    def __init__(self, architecture, **kwargs):
+        super().__init__(**kwargs)
+        self.architecture = arch = architecture
+        equalized, width = arch.equalized_learning_rate, arch.widths
+        # The 4x4 block: a dense layer to 4x4 maps (the paper's gain for it is sqrt(2)/4), then a 3x3 conv.
+        self.latent_to_4x4 = ScaledDense(arch.latent_size, 16 * width[4], gain=math.sqrt(2) / 4,
+                                         equalized=equalized, name='latent_to_4x4')
+        self.conv_4x4 = ScaledConv2D(width[4], width[4], 3, equalized=equalized, name='conv_4x4')
+        for size in arch.sizes[1:]:
+            self._add(ScaledConv2D(width[size // 2], width[size], 3, equalized=equalized, name=f'conv1_{size}x{size}'))
+            self._add(ScaledConv2D(width[size], width[size], 3, equalized=equalized, name=f'conv2_{size}x{size}'))
+        for size in arch.rgb_sizes:
+            self._add(ScaledConv2D(width[size], arch.channels, 1, gain=1.0, equalized=equalized,
+                                   name=f'to_rgb_{size}x{size}'))
+
+    def _add(self, layer):
+        setattr(self, layer.name, layer)  # plain attributes: tf.train.Checkpoint does not follow Keras' lists
+
+    def _layer(self, kind, size):
+        return getattr(self, f'{kind}_{size}x{size}')
+
+    def _upscale_block(self, x, size):
+        x = upscale2d(x)
+        x = pixel_norm(leaky_relu(self._layer('conv1', size)(x)))
+        return pixel_norm(leaky_relu(self._layer('conv2', size)(x)))
+
+    def features(self, latents, size):
+        """Feature maps at `size` before toRGB."""
+        arch = self.architecture
+        x = tf.cast(latents, self.compute_dtype)
+        if arch.normalize_latent:
+            x = pixel_norm(x)
+        x = tf.reshape(self.latent_to_4x4(x), [-1, 4, 4, arch.widths[4]])
+        x = pixel_norm(leaky_relu(x))
+        x = pixel_norm(leaky_relu(self.conv_4x4(x)))
+        for block_size in self.architecture.sizes[1:self.architecture.sizes.index(size) + 1]:
+            x = self._upscale_block(x, block_size)
+        return x
+
+    def call(self, latents, size=None, alpha=None):
+        size = size or self.architecture.output_size
+        _check_size(self.architecture, size, alpha, 'generator')
+        if alpha is None:
+            return tf.cast(self._layer('to_rgb', size)(self.features(latents, size)), tf.float32)
+        previous = self.features(latents, size // 2)
+        current = self._upscale_block(previous, size)
+        images = lerp(upscale2d(self._layer('to_rgb', size // 2)(previous)), self._layer('to_rgb', size)(current), alpha)
+        return tf.cast(images, tf.float32)
+
+
+class Discriminator(keras.Model):
+    """images [B, size, size, channels] -> one logit per image (WGAN critic)."""
+
+    def __init__(self, architecture, **kwargs):
+        super().__init__(**kwargs)
+        self.architecture = arch = architecture
+        equalized, width = arch.equalized_learning_rate, arch.widths
+        for size in arch.rgb_sizes:
+            self._add(ScaledConv2D(arch.channels, width[size], 1, equalized=equalized, name=f'from_rgb_{size}x{size}'))
+        for size in arch.sizes[1:]:
+            self._add(ScaledConv2D(width[size], width[size], 3, equalized=equalized, name=f'conv1_{size}x{size}'))
+            self._add(ScaledConv2D(width[size], width[size // 2], 3, equalized=equalized, name=f'conv2_{size}x{size}'))
+        self.conv_4x4 = ScaledConv2D(width[4] + 1, width[4], 3, equalized=equalized, name='conv_4x4')
+        self.dense_logit = ScaledDense(16 * width[4], 1, gain=1.0, equalized=equalized, name='dense_logit')
+
+    _add, _layer = Generator._add, Generator._layer
+
+    def _downscale_block(self, x, size):
+        x = leaky_relu(self._layer('conv1', size)(x))
+        return downscale2d(leaky_relu(self._layer('conv2', size)(x)))
+
+    def call(self, images, size=None, alpha=None):
+        arch = self.architecture
+        size = size or arch.output_size
+        _check_size(arch, size, alpha, 'discriminator')
+        images = tf.cast(images, self.compute_dtype)
+        x = leaky_relu(self._layer('from_rgb', size)(images))
+        if size > 4:
+            x = self._downscale_block(x, size)
+            if alpha is not None:
+                x = lerp(leaky_relu(self._layer('from_rgb', size // 2)(downscale2d(images))), x, alpha)
+            for lower in reversed(arch.sizes[1:arch.sizes.index(size)]):
+                x = self._downscale_block(x, lower)
+        x = minibatch_stddev(x, arch.minibatch_group_size)
+        x = leaky_relu(self.conv_4x4(x))
+        x = tf.reshape(x, [-1, 16 * arch.widths[4]])
+        return tf.cast(self.dense_logit(x), tf.float32)
+
+
+def blend_real_images(images, alpha):
+    """Reals during a fade-in: the full-resolution batch blended with its 2x2-averaged, re-upscaled copy.
+
+    The generator's output is itself such a blend, so the discriminator compares
+    like with like (the original DeepZine computed this but never fed it).
+    """
+    return lerp(upscale2d(downscale2d(images)), images, alpha)
+
+
+def build_networks(architecture):
+    """A generator, its exponential-moving-average copy and a discriminator, all variables created."""
+    generator = Generator(architecture, name='generator')
+    generator_ema = Generator(architecture, name='generator_ema')
+    for source, target in zip(generator.weights, generator_ema.weights):
+        target.assign(source)
+    return generator, generator_ema, Discriminator(architecture, name='discriminator')

@@ -1,0 +1,90 @@
+"""Generator and discriminator: widths, shapes at every size, fade-in endpoints of both networks and of the reals."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepzine.model.layers import downscale2d, upscale2d
+from deepzine.model.networks import (Architecture, Discriminator, Generator, blend_real_images, build_networks,
+                                     filter_widths)
+
+LATENT = 16
+
+
+@pytest.fixture(scope='module')
+def architecture():
+    return Architecture(latent_size=LATENT, channels=3, output_size=16, widths={4: 16, 8: 16, 16: 8})
+
+
+@pytest.fixture(scope='module')
+def networks(architecture):
+    return build_networks(architecture)
+
+
+def test_filter_widths_halve_above_the_transition_size_down_to_the_floor():
+    widths = filter_widths(256, max_filter=128, min_filter=32, filter_num_reduction_transition_size=32)
+    assert widths == {4: 128, 8: 128, 16: 128, 32: 128, 64: 64, 128: 32, 256: 32}
+
+
+def test_architecture_round_trips_through_json(architecture):
+    assert Architecture.from_json(architecture.to_json()) == architecture
+
+
+def test_every_variable_exists_from_the_start(networks):
+    generator, generator_ema, discriminator = networks
+    names = {variable.path for variable in generator.trainable_variables}
+    assert any('to_rgb_16x16' in name for name in names) and any('conv2_16x16' in name for name in names)
+    assert len(generator.trainable_variables) == len(generator_ema.trainable_variables)
+    for source, average in zip(generator.weights, generator_ema.weights):
+        np.testing.assert_array_equal(source.numpy(), average.numpy())
+    assert any('from_rgb_4x4' in variable.path for variable in discriminator.trainable_variables)
+
+
+@pytest.mark.parametrize('size', [4, 8, 16])
+def test_shapes_at_every_size(networks, size):
+    generator, _, discriminator = networks
+    images = generator(tf.random.normal([4, LATENT]), size=size)
+    assert images.shape == (4, size, size, 3) and images.dtype == tf.float32
+    assert discriminator(images, size=size).shape == (4, 1)
+
+
+def test_generator_fade_in_endpoints(networks):
+    generator = networks[0]
+    latents = tf.random.normal([4, LATENT])
+    old = upscale2d(generator(latents, size=8)).numpy()
+    new = generator(latents, size=16).numpy()
+    np.testing.assert_allclose(generator(latents, size=16, alpha=tf.constant(0.0)).numpy(), old, atol=1e-5)
+    np.testing.assert_allclose(generator(latents, size=16, alpha=tf.Variable(1.0)).numpy(), new, atol=1e-5)
+    halfway = generator(latents, size=16, alpha=tf.constant(0.5)).numpy()
+    np.testing.assert_allclose(halfway, (old + new) / 2, atol=1e-5)
+
+
+def test_discriminator_fade_in_endpoints(networks):
+    discriminator = networks[2]
+    images = tf.random.uniform([4, 16, 16, 3], -1, 1)
+    old = discriminator(downscale2d(images), size=8).numpy()
+    new = discriminator(images, size=16).numpy()
+    np.testing.assert_allclose(discriminator(images, size=16, alpha=tf.constant(0.0)).numpy(), old, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(discriminator(images, size=16, alpha=tf.constant(1.0)).numpy(), new, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(old, new)
+
+
+def test_blended_reals_endpoints():
+    images = tf.random.uniform([2, 8, 8, 1], -1, 1)
+    coarse = upscale2d(downscale2d(images)).numpy()
+    np.testing.assert_allclose(blend_real_images(images, tf.constant(0.0)).numpy(), coarse, atol=1e-6)
+    np.testing.assert_allclose(blend_real_images(images, tf.constant(1.0)).numpy(), images.numpy(), atol=1e-6)
+
+
+def test_latent_is_pixel_normalized_so_its_scale_does_not_matter(networks):
+    generator = networks[0]
+    latents = tf.random.normal([2, LATENT])
+    np.testing.assert_allclose(generator(latents * 10.0, size=8).numpy(), generator(latents, size=8).numpy(), atol=1e-4)
+
+
+def test_wrong_size_or_fade_at_four_is_refused(architecture):
+    generator = Generator(architecture)
+    with pytest.raises(ValueError, match='sizes'):
+        generator(tf.zeros([1, LATENT]), size=32)
+    with pytest.raises(ValueError, match='no fade-in'):
+        Discriminator(architecture)(tf.zeros([1, 4, 4, 3]), size=4, alpha=tf.constant(0.5))
