@@ -1,0 +1,62 @@
+"""Test helpers: tiny page files written with the real PageWriter, TrainStage configs for a tiny model, checkpoint reading."""
+
+import pathlib
+
+import numpy as np
+
+from deepzine.data.squaring import build_pyramid
+from deepzine.data.writer import PageWriter
+from deepzine.parameters import registry, resolve
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY_MODEL = {'latent_size': 16, 'max_filter': 16, 'min_filter': 8, 'filter_num_reduction_transition_size': 8,
+              'batch_size': 4, 'random_seed': 7}
+
+
+def band_pages(count, size, channels=1, seed=0):
+    """uint8 [count, size, size, channels]: white pages with one dark horizontal band a quarter of the page high."""
+    rng = np.random.default_rng(seed)
+    pages = np.full((count, size, size, channels), 255, np.uint8)
+    for page in pages:
+        row = rng.integers(size // 4, size // 2)
+        page[row:row + size // 4] = 30
+    return pages
+
+
+def write_page_hdf5(path, pages):
+    """A finished DeepZine page file holding `pages` at every size 4..S, as the load_data stage writes it."""
+    schema = {'output_size': pages.shape[1], 'channels': pages.shape[3], 'square_mode': 'stretch', 'pdf_dpi': 72,
+              'pdf_conversion_program': 'pypdfium2'}
+    writer = PageWriter(str(path), schema, attributes={})
+    provenance = [('synthetic', 'synthetic.pdf', number + 1) for number in range(len(pages))]
+    writer.append_pages(build_pyramid(pages), provenance)
+    writer.commit_document('synthetic.pdf', size_bytes=0, pages_written=len(pages), pages_skipped=0, status='packed')
+    return writer.finish()
+
+
+def train_config(tmp_path, data_hdf5, **overrides):
+    """Raw YAML-like keys of a tiny run writing into tmp_path."""
+    raw = dict(TINY_MODEL, train=True, data_hdf5=str(data_hdf5), log_dir=str(tmp_path / 'log'),
+               samples_dir=str(tmp_path / 'samples'), gan_output_size=16, iterations_per_stage=4,
+               model_save_interval_steps=1000, model_sample_interval_steps=1000, model_loss_output_interval_steps=2)
+    raw.update(overrides)
+    return raw
+
+
+def make_stage(raw):
+    """A TrainStage filled as the CLI fills it: raw values -> resolve (conversion, checks) -> validate."""
+    from deepzine.training.stage import TrainStage
+    stage = TrainStage(resolve(raw, registry([TrainStage])))
+    stage.validate()
+    return stage
+
+
+def checkpoint_position(prefix):
+    """(phase size, kind, step inside the phase, global step) stored in a run checkpoint."""
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(prefix)
+
+    def value(name):
+        return int(reader.get_tensor(f'{name}/.ATTRIBUTES/VARIABLE_VALUE'))
+
+    return value('phase_size'), ('fade' if value('phase_kind') else 'stable'), value('phase_step'), value('global_step')

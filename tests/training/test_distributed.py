@@ -1,0 +1,57 @@
+"""The same step on one device and under MirroredStrategy over two logical CPUs; choosing the strategy from gpu_num."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deepzine.training.devices import choose_strategy, is_chief, uses_gpu
+from tests.training.helpers import REPO_ROOT
+
+
+def test_two_mirrored_cpus_compute_the_step_of_one_device():
+    result = subprocess.run([sys.executable, '-m', 'tests.training.mirrored_check'], cwd=str(REPO_ROOT),
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TF_ENABLE_ONEDNN_OPTS='0'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report['replicas'] == 2
+    for name, value in report['one_device'].items():
+        assert report['two_devices'][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+    assert report['largest_weight_change'] > 1e-3  # the step did train
+    assert report['largest_weight_difference'] < 1e-5
+
+
+def test_no_gpu_gives_the_default_single_device_strategy():
+    strategy = choose_strategy(None)
+    assert strategy.num_replicas_in_sync == 1 and is_chief(strategy) and not uses_gpu(strategy)
+
+
+def test_asking_for_a_gpu_on_a_machine_without_one_warns_and_uses_the_cpu(caplog):
+    with caplog.at_level(logging.WARNING):
+        strategy = choose_strategy([0])
+    assert strategy.num_replicas_in_sync == 1
+    assert 'no GPU is visible' in caplog.text
+
+
+@pytest.mark.parametrize('precision, units, level, words', [
+    ('mixed_bfloat16', False, logging.WARNING, '12x slower'),
+    ('mixed_float16', None, logging.WARNING, 'for NVIDIA GPUs'),
+    ('float32', True, logging.INFO, 'mixed_bfloat16 may train faster'),
+])
+def test_precision_advice_on_a_cpu_depends_on_its_bfloat16_units(caplog, precision, units, level, words):
+    from deepzine.training.trainer import Trainer
+    with caplog.at_level(logging.INFO, logger='deepzine'):
+        Trainer._advise_cpu_precision(precision, units)
+    assert [record.levelno for record in caplog.records] == [level] and words in caplog.text
+
+
+def test_no_advice_when_the_precision_suits_the_cpu(caplog):
+    from deepzine.training.trainer import Trainer
+    with caplog.at_level(logging.INFO, logger='deepzine'):
+        Trainer._advise_cpu_precision('float32', False)
+        Trainer._advise_cpu_precision('mixed_bfloat16', True)
+    assert not caplog.records
