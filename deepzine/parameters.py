@@ -141,6 +141,8 @@ class Parameter:
     def convert(self, value):
         """Return the checked value, or raise ConfigError naming the key, the value and what is allowed."""
         if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_SPELLINGS):
+            if self.choices and 'none' in self.choices:  # a choice named none (hdf5_compression: none)
+                return 'none'
             if self.default is None:
                 return None
             raise ConfigError(f'{self.name}={value!r}: must be set ({self.help})')

@@ -54,7 +54,8 @@ def prepare(raw, classes=None):
     if not stages:
         toggles = ', '.join(stage_class.toggle for stage_class in classes)
         raise ConfigError(f'no stage is switched on: set at least one of {toggles} to true')
-    for stage in stages:
+    for index, stage in enumerate(stages):
+        stage.earlier_stages = tuple(earlier.toggle for earlier in stages[:index])
         stage.validate()
     return config, stages
 

@@ -13,6 +13,7 @@ class Stage(Parameters):
     """
 
     toggle = None  # e.g. 'load_data'
+    earlier_stages = ()  # toggles of the stages that run before this one in the same run (set by the pipeline)
 
     random_seed = Parameter(None, 'int', 'seed for every random choice (latents, shuffling); None draws a fresh one')
 

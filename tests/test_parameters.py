@@ -65,6 +65,15 @@ def test_original_spellings_are_accepted():
     assert config['interpolation_method'] == 'tozero'
 
 
+def test_a_choice_named_none_is_not_read_as_unset():
+    compression = Parameter('gzip', 'str', 'compression', choices=['none', 'gzip'])
+    compression.name = 'hdf5_compression'
+    assert compression.convert('none') == 'none' and compression.convert(None) == 'none'
+    assert compression.convert('gzip') == 'gzip'
+    with pytest.raises(ConfigError, match='train=None: must be set'):
+        resolve({'train': None}, TABLE)
+
+
 def test_single_values_become_lists_and_maps_get_int_keys():
     config = resolve({'gpu_num': 1, 'batch_sizes': {'128': '16'}}, TABLE)
     assert config['gpu_num'] == [1] and config['batch_sizes'] == {128: 16}

@@ -19,15 +19,6 @@ logger = logging.getLogger(__name__)
 _COLLECTION_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 
 
-class _ChoiceWithNone(Parameter):
-    """A choice whose allowed values include the word 'none' (which the registry would otherwise read as unset)."""
-
-    def convert(self, value):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ('none', 'null', '~', '')):
-            return 'none'
-        return super().convert(value)
-
-
 def automatic_dpi(output_size):
     """Render so a letter page's short side (8.5 in) has twice the output size: enough to anti-alias, no more."""
     return max(100, math.ceil(2 * output_size / 8.5))
@@ -80,8 +71,8 @@ class LoadDataStage(Stage, DataFileParameters):
                             choices=('stretch', 'pad', 'crop'))
     channels = Parameter(3, 'int', 'colour channels stored: 3 (RGB) or 1 (grey: a third of the storage and of the '
                          'first and last convolutions, fine for text)', choices=(3, 1))
-    hdf5_compression = _ChoiceWithNone('gzip', 'str', 'HDF5 compression of the page arrays: gzip (level 1; readable by any '
-                                       'HDF5 tool), lzf (faster to write, larger) or none', choices=('none', 'gzip', 'lzf'))
+    hdf5_compression = Parameter('gzip', 'str', 'HDF5 compression of the page arrays: gzip (level 1; readable by any '
+                                'HDF5 tool), lzf (faster to write, larger) or none', choices=('none', 'gzip', 'lzf'))
     overwrite = Parameter(False, 'bool', 'rebuild data_hdf5 from scratch; false adds only documents not yet in it')
 
     def __init__(self, config):

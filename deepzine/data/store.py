@@ -155,10 +155,27 @@ def _shared_store(path, identity):
         return _OPEN_STORES[key]
 
 
+def shuffled_index_function(page_count, seed=None):
+    """position -> page index: a fresh permutation of range(page_count) per epoch, computed, never stored.
+
+    `tf.random.experimental.index_shuffle` maps a position to its place in a
+    seeded permutation, so memory stays constant however many pages the
+    collection holds (a shuffle buffer of every index grows with it).
+    """
+    import tensorflow as tf
+    base_seed = int(np.random.default_rng(seed).integers(2 ** 31))
+
+    def shuffled_index(position):
+        epoch, offset = position // page_count, position % page_count
+        key = tf.stack([tf.constant(base_seed, tf.int64), epoch])
+        return tf.random.experimental.index_shuffle(offset, key, page_count - 1)
+    return shuffled_index
+
+
 def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=True):
     """tf.data.Dataset of float32 [batch_size, size, size, channels] pages in [-1, 1], reshuffled every epoch.
 
-    index -> shuffle -> batch -> read with h5py inside tf.numpy_function -> scale -> prefetch. Only
+    position -> shuffled index -> batch -> read with h5py inside tf.numpy_function -> scale -> prefetch. Only
     indices flow through the pipeline, so it works unchanged under
     `strategy.experimental_distribute_dataset`.
     """
@@ -181,10 +198,8 @@ def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=
         pages.set_shape([batch_size if drop_remainder else None, size, size, channels])
         return tf.cast(pages, tf.float32) * (1.0 / 127.5) - 1.0
 
-    dataset = tf.data.Dataset.range(page_count)
-    dataset = dataset.shuffle(page_count, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    dataset = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(page_count)
+    dataset = dataset.map(shuffled_index_function(page_count, seed))
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(to_model_range, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -14,7 +14,7 @@ reach with this many pages.
 from deepzine.evaluation.evaluate import evaluate_generator, metrics_directory  # noqa: F401 (the trainer's entry point)
 from deepzine.parameter_groups import DataFileParameters, ModelFileParameters, ModelParameters, SampleOutputParameters
 from deepzine.parameters import ConfigError, Parameter, Parameters, non_negative
-from deepzine.sampling.generation import model_location
+from deepzine.sampling.generation import check_model_exists, model_location
 from deepzine.stage import Stage
 
 
@@ -37,6 +37,7 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, ModelParame
 
     def validate(self):
         self.validate_evaluation()
+        check_model_exists(self)
 
     def plan(self):
         from deepzine.evaluation.swd import pyramid_sizes

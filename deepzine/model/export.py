@@ -26,6 +26,7 @@ def export_saved_model(generator, latent_size, path):
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix='.saved_model-', dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; it is an ordinary output folder
     tf.saved_model.save(module, staging, signatures={'serving_default': module.generate})
     if os.path.exists(path):
         shutil.rmtree(path)

@@ -30,6 +30,7 @@ def save_model_folder(folder, architecture, size, generator_ema, generator=None,
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(folder)}-', dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; it is an ordinary output folder
     networks = {'generator_ema': generator_ema, 'generator': generator, 'discriminator': discriminator}
     tf.train.Checkpoint(**{name: net for name, net in networks.items() if net is not None}).write(
         os.path.join(staging, CHECKPOINT_PREFIX))

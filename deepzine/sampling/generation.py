@@ -19,6 +19,16 @@ def model_location(stage):
     return os.path.join(stage.inference_model_directory or stage.log_dir, str(stage.gan_output_size))
 
 
+def check_model_exists(stage):
+    """validate(): the model is on disk already, unless the train stage of this same run writes it first."""
+    location = model_location(stage)
+    if 'train' in stage.earlier_stages or os.path.exists(location) or os.path.exists(location + '.index'):
+        return
+    key = 'inference_model_path' if stage.inference_model_path else 'inference_model_directory'
+    raise ConfigError(f'{key}: no model at {location} (train one first with train: true, or point {key} '
+                      f'at a trained model; gan_output_size={stage.gan_output_size} picks the <size> folder)')
+
+
 def load_page_generator(stage):
     """The stage's generator via deepzine.model.loading (its architecture comes from the run, not from the config)."""
     from deepzine.model.loading import load_generator

@@ -14,7 +14,7 @@ import os
 
 from deepzine.parameter_groups import ModelFileParameters, ModelParameters, SampleOutputParameters
 from deepzine.parameters import Parameter, positive
-from deepzine.sampling.generation import (check_latents_file, generate_numbered_images, load_page_generator, model_location,
+from deepzine.sampling.generation import (check_latents_file, check_model_exists, generate_numbered_images, load_page_generator, model_location,
                                           numbered_name, read_latents_file, remove_stale_numbered_files)
 from deepzine.sampling.images import save_grid
 from deepzine.sampling.latent_paths import make_random_generator, standard_normal_latents
@@ -37,6 +37,7 @@ class InferenceStage(Stage, ModelParameters, ModelFileParameters, SampleOutputPa
     inference_grid = Parameter(False, 'bool', 'also write all pages tiled into one picture, inference_grid.png (or .jpg)')
 
     def validate(self):
+        check_model_exists(self)
         check_latents_file('inference_input_latent', self.inference_input_latent)
 
     def page_paths_description(self):

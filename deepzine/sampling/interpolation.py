@@ -16,7 +16,7 @@ import os
 from deepzine.parameter_groups import ModelFileParameters, ModelParameters, SampleOutputParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive
 from deepzine.sampling import latent_paths, movie
-from deepzine.sampling.generation import (check_latents_file, generate_numbered_images, load_page_generator, model_location,
+from deepzine.sampling.generation import (check_latents_file, check_model_exists, generate_numbered_images, load_page_generator, model_location,
                                           numbered_name, read_latents_file, remove_stale_numbered_files)
 from deepzine.stage import Stage
 
@@ -63,6 +63,7 @@ class InterpolationStage(Stage, ModelParameters, ModelFileParameters, SampleOutp
                            f'None: a whole multiple of the model size, at least {movie.AUTOMATIC_MIN_SIZE}', check=_even_positive)
 
     def validate(self):
+        check_model_exists(self)
         if self.interpolation_method == 'smooth' and self.interpolation_latents:
             raise ConfigError(f'interpolation_latents={self.interpolation_latents}: smooth draws its own random walk; '
                               'use linear, slerp or tozero to visit given latents')

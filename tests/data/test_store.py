@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deepzine.data.squaring import build_pyramid
-from deepzine.data.store import PageStore, page_dataset
+from deepzine.data.store import PageStore, page_dataset, shuffled_index_function
 from deepzine.data.writer import PageWriter
 from deepzine.parameters import ConfigError
 
@@ -241,6 +241,19 @@ def test_page_dataset_yields_scaled_shuffled_batches_covering_every_page(page_fi
     epochs = [tuple(np.round((batch.numpy()[:, 0, 0, 0] + 1) * 127.5).astype(int)) for batch in repeated.take(6)]
     assert all(sorted(epoch) == [10, 20, 30, 40, 50] for epoch in epochs)
     assert len(set(epochs)) > 1  # reshuffled every epoch
+
+
+def test_shuffled_indices_are_a_new_permutation_each_epoch_and_follow_the_seed():
+    import tensorflow as tf
+    count = 1001
+    positions = tf.range(3 * count, dtype=tf.int64)
+    indices = tf.map_fn(shuffled_index_function(count, seed=5), positions).numpy().reshape(3, count)
+    assert all(sorted(epoch) == list(range(count)) for epoch in indices)
+    assert not np.array_equal(indices[0], indices[1]) and not np.array_equal(indices[0], np.arange(count))
+    again = tf.map_fn(shuffled_index_function(count, seed=5), positions[:count]).numpy()
+    np.testing.assert_array_equal(again, indices[0])
+    other = tf.map_fn(shuffled_index_function(count, seed=6), positions[:count]).numpy()
+    assert not np.array_equal(other, indices[0])
 
 
 def test_page_dataset_checks_size_and_batch(page_file):

@@ -103,11 +103,15 @@ def test_missing_latents_file_is_refused_before_running(build_stage, rgb_generat
         inference_stage(build_stage, rgb_generator, tmp_path, inference_input_latent=str(tmp_path / 'missing.npy'))
 
 
-def test_no_model_is_a_config_error_naming_the_folder(build_stage, tmp_path):
-    stage = build_stage(InferenceStage, inference=True, inference_model_directory=str(tmp_path / 'runs'),
-                        gan_output_size=64, inference_output_directory=str(tmp_path / 'out'))
-    with pytest.raises(ConfigError, match=r'runs/64'):
-        stage.run()
+def test_no_model_is_a_config_error_naming_the_folder_before_anything_is_written(tmp_path):
+    config = resolve({'inference': True, 'inference_model_directory': str(tmp_path / 'runs'), 'gan_output_size': 64,
+                      'inference_output_directory': str(tmp_path / 'out')}, registry([InferenceStage]))
+    stage = InferenceStage(config)
+    with pytest.raises(ConfigError, match=r'inference_model_directory: no model at .*runs/64'):
+        stage.validate()
+    stage.earlier_stages = ('train',)  # the same run trains it first
+    stage.validate()
+    assert os.listdir(tmp_path) == []
 
 
 def test_bad_values_are_refused_by_the_registry():
