@@ -22,7 +22,10 @@ def test_two_mirrored_cpus_compute_the_step_of_one_device():
     for name, value in report['one_device'].items():
         assert report['two_devices'][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
     assert report['largest_weight_change'] > 1e-3  # the step did train
-    assert report['largest_weight_difference'] < 1e-5
+    # Adam's first steps move each weight by about lr * sign(gradient), so a gradient element near zero can turn
+    # a summation-order rounding difference (the order varies from run to run) into a visible one: bound it
+    # relative to how far the step moved the weights.
+    assert report['largest_weight_difference'] < 0.05 * report['largest_weight_change']
 
 
 def test_no_gpu_gives_the_default_single_device_strategy():

@@ -1,0 +1,157 @@
+"""Copy a finished training run of train.yaml into this folder, small enough to commit.
+
+    python pretrained_models/debian_manuals/package.py --log-dir ./log/debian_manuals --run-log train_output.txt
+
+Writes, beside this script:
+- `<size>/` model folders: every network at the two largest sizes (training can
+  continue from them: copy both into a log_dir and set gan_starting_size), the
+  EMA generator alone below (what sampling uses);
+- `samples.png`: 64 pages from the largest generator, seed 2018;
+- `training_curve.csv` (every logged loss) and `training_summary.md` (per phase);
+- `metrics/`: the evaluate stage's SWD and memorization results;
+- `training_log.txt`: the run's log lines, progress bars dropped;
+- `documents.tsv` and `licenses/` from the data folder the fetch script wrote.
+"""
+
+import argparse
+import csv
+import json
+import os
+import pathlib
+import re
+import shutil
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from deepzine.model.model_folder import load_model_folder, save_model_folder  # noqa: E402
+
+FULL_SIZES = 2        # the largest sizes shipped with every network
+SAMPLE_SEED = 2018
+SAMPLE_COUNT = 64
+LOG_LINE = re.compile(r'^\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ')
+PHASE_END = re.compile(r'^(\d\d:\d\d:\d\d) INFO phase \d+/\d+: (\d+)x\d+ (\w+),')
+SCALAR_PREFIXES = ('loss/', 'schedule/', 'speed/')
+
+
+def model_sizes(log_dir):
+    return sorted(int(name) for name in os.listdir(log_dir) if name.isdigit() and (log_dir / name / 'model.json').exists())
+
+
+def without_local_paths(folder, root):
+    """model.json records the run's config; show paths relative to the repository, not this machine's."""
+    path = folder / 'model.json'
+    path.write_text(path.read_text().replace(str(root) + '/', './'))
+
+
+def copy_models(log_dir, root):
+    sizes = model_sizes(log_dir)
+    for size in sizes:
+        target = HERE / str(size)
+        if size in sizes[-FULL_SIZES:]:
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(log_dir / str(size), target)
+        else:
+            architecture, _, generator_ema, _, description = load_model_folder(str(log_dir / str(size)))
+            save_model_folder(str(target), architecture, size, generator_ema, config=description['config'])
+        without_local_paths(target, root)
+    return sizes
+
+
+def write_samples(size):
+    import numpy as np
+    from deepzine.model.loading import load_generator
+    from deepzine.sampling.images import save_grid
+    generator = load_generator(str(HERE), None, size)
+    latents = np.random.default_rng(SAMPLE_SEED).standard_normal((SAMPLE_COUNT, generator.latent_size))
+    save_grid(generator.generate(latents), str(HERE / 'samples.png'))
+
+
+def read_scalars(log_dir):
+    """{step: {tag: value}} from the run's TensorBoard events."""
+    import tensorflow as tf
+    rows = {}
+    for events in sorted((log_dir / 'tensorboard').glob('events.out.tfevents.*')):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                if not value.tag.startswith(SCALAR_PREFIXES):
+                    continue
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField('tensor') else value.simple_value
+                rows.setdefault(event.step, {})[value.tag] = number
+    return rows
+
+
+def write_curve(rows):
+    tags = sorted({tag for row in rows.values() for tag in row if tag.startswith(SCALAR_PREFIXES)})
+    with open(HERE / 'training_curve.csv', 'w', newline='') as handle:
+        writer = csv.writer(handle)
+        writer.writerow(['step'] + tags)
+        for step in sorted(rows):
+            if any(tag in rows[step] for tag in tags):
+                writer.writerow([step] + [f'{rows[step][tag]:.6g}' if tag in rows[step] else '' for tag in tags])
+    return tags
+
+
+def phase_summary(run_log_lines, rows):
+    """Per phase: steps, wall time, images/s and the mean losses over its last fifth."""
+    starts = [(match.group(1), int(match.group(2)), match.group(3)) for match in map(PHASE_END.match, run_log_lines)
+              if match]
+    finished = [line[:8] for line in run_log_lines if ' done: checkpoint ' in line]
+    lines = ['| phase | wall time | images/s | D loss | G loss | Wasserstein estimate | gradient penalty |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    steps = sorted(rows)
+    for number, ((start, size, kind), end) in enumerate(zip(starts, finished)):
+        seconds = (_seconds(end) - _seconds(start)) % 86400
+        in_phase = [step for step in steps if rows[step].get('schedule/size') == size
+                    and (rows[step].get('schedule/alpha', 1.0) < 1.0) == (kind == 'fade')]
+        tail = in_phase[len(in_phase) * 4 // 5:] or in_phase
+
+        def mean(tag, digits=3):
+            values = [rows[step][tag] for step in tail if tag in rows[step]]
+            return f'{sum(values) / len(values):.{digits}f}' if values else ''
+        lines.append(f'| {size}x{size} {kind} | {seconds // 60:.0f} min {seconds % 60:02.0f} s | '
+                     f'{mean("speed/images_per_second", 0)} | {mean("loss/discriminator")} | {mean("loss/generator")} | '
+                     f'{mean("loss/wasserstein_estimate")} | {mean("loss/gradient_penalty")} |')
+    return lines
+
+
+def _seconds(clock):
+    hours, minutes, seconds = map(int, clock.split(':'))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def copy_metrics(log_dir):
+    target = HERE / 'metrics'
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    for path in sorted((log_dir / 'metrics').glob('*')):
+        if path.suffix in ('.json', '.png'):
+            shutil.copyfile(path, target / path.name)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--log-dir', type=pathlib.Path, default=pathlib.Path('log/debian_manuals'))
+    parser.add_argument('--run-log', type=pathlib.Path, required=True, help='what the training run printed')
+    parser.add_argument('--data', type=pathlib.Path, default=pathlib.Path('data/debian_manuals'),
+                        help='the folder fetch_debian_manuals.py wrote')
+    arguments = parser.parse_args()
+    root = pathlib.Path.cwd().resolve()
+    log_dir = arguments.log_dir.resolve()
+    sizes = copy_models(log_dir, root)
+    write_samples(sizes[-1])
+    run_log_lines = [line for line in arguments.run_log.read_text().splitlines() if LOG_LINE.match(line)]
+    (HERE / 'training_log.txt').write_text('\n'.join(line.replace(str(root) + '/', './') for line in run_log_lines) + '\n')
+    rows = read_scalars(log_dir)
+    write_curve(rows)
+    (HERE / 'training_summary.md').write_text('\n'.join(phase_summary(run_log_lines, rows)) + '\n')
+    copy_metrics(log_dir)
+    shutil.copyfile(arguments.data / 'documents.tsv', HERE / 'documents.tsv')
+    shutil.rmtree(HERE / 'licenses', ignore_errors=True)
+    shutil.copytree(arguments.data / 'licenses', HERE / 'licenses')
+    print(f'packaged sizes {sizes} into {HERE}')
+
+
+if __name__ == '__main__':
+    main()
