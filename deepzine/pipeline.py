@@ -4,6 +4,7 @@ Each stage reads only files an earlier stage (or an earlier run) wrote, so any
 stage can be re-run alone by switching the others off.
 """
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -82,10 +83,28 @@ def write_resolved_config(config, folder):
     os.replace(temporary, os.path.join(folder, 'config.yaml'))
 
 
+@contextlib.contextmanager
+def log_file(folder, name):
+    """Append the log lines of a stage to folder/<name>.log too: a resumed run's history stays in one file."""
+    if not folder:
+        yield
+        return
+    handler = logging.FileHandler(os.path.join(folder, f'{name}.log'), encoding='utf-8')
+    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s', '%Y-%m-%d %H:%M:%S'))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def run(config, stages):
     for stage in stages:
-        log.info('stage %s: starting', stage.toggle)
         if stage.output_directory():
             write_resolved_config(config, stage.output_directory())
-        stage.run()
-        log.info('stage %s: done', stage.toggle)
+        with log_file(stage.output_directory(), stage.toggle):
+            log.info('stage %s: starting', stage.toggle)
+            stage.run()
+            log.info('stage %s: done', stage.toggle)

@@ -1,3 +1,4 @@
+import logging
 import os
 
 import pytest
@@ -23,6 +24,7 @@ class FirstStage(Stage):
 
     def run(self):
         CALLS.append(('first', os.path.exists(os.path.join(self.first_output, 'config.yaml'))))
+        logging.getLogger('first').info('first stage working')
 
 
 class SecondStage(Stage):
@@ -53,6 +55,17 @@ def test_toggles_choose_the_stages_and_they_run_in_pipeline_order(tmp_path):
     assert CALLS == [('first', True), ('second', 1)]
     saved = yaml.safe_load((tmp_path / 'out' / 'config.yaml').read_text())
     assert saved == config
+
+
+def test_each_run_appends_its_log_lines_to_the_stage_folder(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    for _ in range(2):
+        pipeline.run(*pipeline.prepare({'first': True, 'first_output': str(tmp_path)}, CLASSES))
+    lines = (tmp_path / 'first.log').read_text().splitlines()
+    assert [line.split(' ', 3)[3] for line in lines] == ['stage first: starting', 'first stage working',
+                                                         'stage first: done'] * 2
+    assert not [handler for handler in logging.getLogger().handlers
+                if str(getattr(handler, 'baseFilename', '')).startswith(str(tmp_path))]  # none left behind
 
 
 def test_a_stage_switched_off_does_not_run(tmp_path):

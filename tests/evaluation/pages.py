@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from deepzine.data.squaring import build_pyramid
-from deepzine.data.writer import PageWriter
+from tests.page_files import write_page_hdf5  # noqa: F401 (re-exported for the evaluation tests)
 
 
 def synthetic_pages(count, size, channels, rng):
@@ -15,14 +14,3 @@ def synthetic_pages(count, size, channels, rng):
             start, stop = rng.integers(1, size // 3), rng.integers(size // 2, size - 1)
             page[row:row + 2, start:stop] = rng.integers(0, 120, size=channels)
     return pages
-
-
-def write_page_hdf5(path, pages):
-    """A finished DeepZine page file holding `pages` (uint8 [N, S, S, C]) at every size 4..S, as one document."""
-    schema = {'output_size': pages.shape[1], 'channels': pages.shape[3], 'square_mode': 'stretch', 'pdf_dpi': 72,
-              'pdf_conversion_program': 'pypdfium2'}
-    writer = PageWriter(str(path), schema, attributes={})
-    provenance = [('synthetic', 'synthetic.pdf', number + 1) for number in range(len(pages))]
-    writer.append_pages(build_pyramid(pages), provenance)
-    writer.commit_document('synthetic.pdf', size_bytes=0, pages_written=len(pages), pages_skipped=0, status='packed')
-    return writer.finish()

@@ -4,9 +4,8 @@ import pathlib
 
 import numpy as np
 
-from deepzine.data.squaring import build_pyramid
-from deepzine.data.writer import PageWriter
 from deepzine.parameters import registry, resolve
+from tests.page_files import write_page_hdf5  # noqa: F401 (re-exported for the training tests)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY_MODEL = {'latent_size': 16, 'max_filter': 16, 'min_filter': 8, 'filter_num_reduction_transition_size': 8,
@@ -21,17 +20,6 @@ def band_pages(count, size, channels=1, seed=0):
         row = rng.integers(size // 4, size // 2)
         page[row:row + size // 4] = 30
     return pages
-
-
-def write_page_hdf5(path, pages):
-    """A finished DeepZine page file holding `pages` at every size 4..S, as the load_data stage writes it."""
-    schema = {'output_size': pages.shape[1], 'channels': pages.shape[3], 'square_mode': 'stretch', 'pdf_dpi': 72,
-              'pdf_conversion_program': 'pypdfium2'}
-    writer = PageWriter(str(path), schema, attributes={})
-    provenance = [('synthetic', 'synthetic.pdf', number + 1) for number in range(len(pages))]
-    writer.append_pages(build_pyramid(pages), provenance)
-    writer.commit_document('synthetic.pdf', size_bytes=0, pages_written=len(pages), pages_skipped=0, status='packed')
-    return writer.finish()
 
 
 def train_config(tmp_path, data_hdf5, **overrides):
