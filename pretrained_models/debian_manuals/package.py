@@ -94,14 +94,14 @@ def write_curve(rows):
 
 
 def phase_summary(run_log_lines, rows):
-    """Per phase: steps, wall time, images/s and the mean losses over its last fifth."""
-    starts = [(match.group(1), int(match.group(2)), match.group(3)) for match in map(PHASE_END.match, run_log_lines)
-              if match]
+    """Per phase run: wall time, images/s and the mean losses over the phase's last fifth (all its runs)."""
+    starts = [(match.group(1), int(match.group(2)), match.group(3), '(from step' in line)
+              for line, match in zip(run_log_lines, map(PHASE_END.match, run_log_lines)) if match]
     finished = [line[:8] for line in run_log_lines if ' done: checkpoint ' in line]
     lines = ['| phase | wall time | images/s | D loss | G loss | Wasserstein estimate | gradient penalty |',
              '| --- | --- | --- | --- | --- | --- | --- |']
     steps = sorted(rows)
-    for number, ((start, size, kind), end) in enumerate(zip(starts, finished)):
+    for (start, size, kind, resumed), end in zip(starts, finished):
         seconds = (_seconds(end) - _seconds(start)) % 86400
         in_phase = [step for step in steps if rows[step].get('schedule/size') == size
                     and (rows[step].get('schedule/alpha', 1.0) < 1.0) == (kind == 'fade')]
@@ -110,7 +110,7 @@ def phase_summary(run_log_lines, rows):
         def mean(tag, digits=3):
             values = [rows[step][tag] for step in tail if tag in rows[step]]
             return f'{sum(values) / len(values):.{digits}f}' if values else ''
-        lines.append(f'| {size}x{size} {kind} | {seconds // 60:.0f} min {seconds % 60:02.0f} s | '
+        lines.append(f'| {size}x{size} {kind}{" (resumed)" if resumed else ""} | {seconds // 60:.0f} min {seconds % 60:02.0f} s | '
                      f'{mean("speed/images_per_second", 0)} | {mean("loss/discriminator")} | {mean("loss/generator")} | '
                      f'{mean("loss/wasserstein_estimate")} | {mean("loss/gradient_penalty")} |')
     return lines
@@ -121,12 +121,14 @@ def _seconds(clock):
     return hours * 3600 + minutes * 60 + seconds
 
 
-def copy_metrics(log_dir):
+def copy_metrics(log_dir, root):
     target = HERE / 'metrics'
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir()
     for path in sorted((log_dir / 'metrics').glob('*')):
-        if path.suffix in ('.json', '.png'):
+        if path.suffix == '.json':
+            (target / path.name).write_text(path.read_text().replace(str(root) + '/', './'))
+        elif path.suffix == '.png':
             shutil.copyfile(path, target / path.name)
 
 
@@ -146,7 +148,7 @@ def main():
     rows = read_scalars(log_dir)
     write_curve(rows)
     (HERE / 'training_summary.md').write_text('\n'.join(phase_summary(run_log_lines, rows)) + '\n')
-    copy_metrics(log_dir)
+    copy_metrics(log_dir, root)
     shutil.copyfile(arguments.data / 'documents.tsv', HERE / 'documents.tsv')
     shutil.rmtree(HERE / 'licenses', ignore_errors=True)
     shutil.copytree(arguments.data / 'licenses', HERE / 'licenses')

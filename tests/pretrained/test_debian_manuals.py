@@ -29,13 +29,15 @@ def test_the_model_folder_stays_small_and_holds_every_size():
 
 
 def test_pages_look_like_pages():
-    """Trained, not random: mostly white paper (an untrained generator gives mid-grey) with dark ink on it."""
+    """Trained, not random: white paper like the real 64px pages (mean 249.6, text a faint grey texture with a
+    per-page standard deviation around 10); an untrained generator gives mid-grey noise."""
     generator = load_generator(str(MODEL), None, 64)
-    pages = generator.generate(np.random.default_rng(0).standard_normal((16, generator.latent_size)))
-    assert pages.shape == (16, 64, 64, 1)
+    pages = generator.generate(np.random.default_rng(0).standard_normal((32, generator.latent_size)))
+    assert pages.shape == (32, 64, 64, 1)
     brightness = (np.clip(pages, -1, 1) + 1) * 127.5
-    assert brightness.mean() > 180
-    assert (brightness < 128).mean(axis=(1, 2, 3)).min() > 0.005  # every page has some ink
+    assert brightness.mean() > 235
+    texture = np.median(brightness.std(axis=(1, 2, 3)))
+    assert 4 < texture < 25
     assert np.abs(pages[0] - pages[1]).mean() > 0.01  # different latents, different pages
 
 
