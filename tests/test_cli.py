@@ -89,3 +89,52 @@ def test_config_yaml_shows_every_key_with_a_comment():
 def test_readme_reference_is_generated_from_the_registry():
     readme = (REPO_ROOT / 'README.md').read_text()
     assert describe(parameter_table()) in readme, 'regenerate with: python -m deepzine params'
+
+
+ORIGINAL_STYLE_CONFIG = """
+gpu_num: None
+load_data: True
+pdf_directory: ~/pdf_directory
+image_directory: ~/image_directory
+data_hdf5: ~/data.hdf5
+internetarchive_collection: MBLWHOI
+pdf_num: 10000
+data_output_size: 1024
+train: True
+log_dir: ~/models
+model_save_interval_steps: 1000
+samples_dir: ~/samples
+model_sample_interval_steps: 400
+gan_output_size: 128
+learning_rate: .0001
+iterations_per_stage: 10000
+latent_size: 128
+batch_size: 16
+batch_size_reduction_transition_size: 256
+reduced_batch_size: 4
+model_loss_output_interval_steps: 40
+max_filter: 128
+filter_num_reduction_transition_size: 64
+discriminator_updates: 1
+generator_updates: 1
+inference_model_directory: ~/models
+inference_output_directory: ~/inference_images
+inference: True
+inference_output_num: 100
+interpolation: True
+interpolation_frames: 100
+interpolation_vector_num: 10
+interpolation_method: 'slerp'
+preload_resized_data: True
+"""
+
+
+def test_a_config_written_for_the_original_deepzine_still_resolves(tmp_path, monkeypatch, capsys):
+    """Every key of the original's config.yaml, spelled as it spelled them (None, True, .0001, quoted strings)."""
+    monkeypatch.setenv('HOME', str(tmp_path))
+    config = tmp_path / 'original.yaml'
+    config.write_text(ORIGINAL_STYLE_CONFIG)
+    assert main([str(config), '--dry-run']) == 0
+    output = capsys.readouterr().out
+    assert f'data_hdf5: {tmp_path}/data.hdf5' in output and 'learning_rate: 0.0001' in output
+    assert '1. load_data' in output and '4. interpolation' in output
