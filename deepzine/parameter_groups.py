@@ -1,10 +1,17 @@
 """Parameters read by more than one stage, each declared once here; stage-only keys live in their stage."""
 
-from deepzine.parameters import Parameter, Parameters, non_negative, positive, power_of_two
+import os
+
+from deepzine.parameters import ConfigError, Parameter, Parameters, non_negative, positive, power_of_two
 
 
 class DataFileParameters(Parameters):
     data_hdf5 = Parameter('./data/pages.hdf5', 'path', 'the multi-resolution HDF5 of page images: written by load_data, read by train and evaluate')
+
+    def require_data_file(self, earlier_stages):
+        """validate() of a reader: data_hdf5 exists already, unless load_data writes it earlier in this run."""
+        if 'load_data' not in earlier_stages and not os.path.isfile(self.data_hdf5):
+            raise ConfigError(f'data_hdf5={self.data_hdf5}: no such file; make it with load_data: true')
 
 
 class ModelParameters(Parameters):

@@ -37,6 +37,7 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, ModelParame
 
     def validate(self):
         self.validate_evaluation()
+        self.require_data_file(self.earlier_stages)
         check_model_exists(self)
 
     def plan(self):

@@ -62,6 +62,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
         return schedule.phases_from_stage(self)
 
     def validate(self):
+        self.require_data_file(self.earlier_stages)
         if self.gan_starting_size > self.gan_output_size:
             raise ConfigError(f'gan_starting_size={self.gan_starting_size}: must not exceed gan_output_size={self.gan_output_size}')
         too_large = [size for size in (self.batch_sizes or {}) if size > self.gan_output_size]

@@ -39,10 +39,13 @@ def test_nothing_to_do_is_refused():
         make_stage(evaluation_image_num=-1)
 
 
-def test_missing_page_file_is_a_config_error(tmp_path):
+def test_missing_page_file_is_a_config_error_before_anything_is_written(tmp_path):
     stage = make_stage(data_hdf5=str(tmp_path / 'absent.hdf5'), log_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match='absent.hdf5: no such file'):
+        stage.validate()
     with pytest.raises(ConfigError, match='absent.hdf5: file not found'):
         stage.run()
+    assert os.listdir(tmp_path) == []
 
 
 def tiny_saved_generator(path):

@@ -9,8 +9,18 @@ from tests.training.helpers import make_stage, train_config
 
 
 @pytest.fixture
-def raw(tmp_path):
-    return train_config(tmp_path, tmp_path / 'pages.hdf5')
+def raw(tmp_path, band_hdf5):
+    return train_config(tmp_path, band_hdf5)
+
+
+def test_a_missing_page_file_is_named_unless_load_data_runs_first(raw, tmp_path):
+    from deepzine.training.stage import TrainStage
+    from deepzine.parameters import registry, resolve
+    stage = TrainStage(resolve(dict(raw, data_hdf5=str(tmp_path / 'none.hdf5')), registry([TrainStage])))
+    with pytest.raises(ConfigError, match='none.hdf5: no such file; make it with load_data: true'):
+        stage.validate()
+    stage.earlier_stages = ('load_data',)
+    stage.validate()
 
 
 def test_plan_lists_every_phase_with_steps_images_and_outputs(raw):
