@@ -10,6 +10,7 @@ stopped (mid-phase included). TensorFlow is imported only by run().
 
 import os
 
+from deepzine.model.model_folder import is_model_folder
 from deepzine.parameter_groups import DataFileParameters, DeviceParameters, ModelFileParameters, ModelParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two, size_map
 from deepzine.stage import Stage
@@ -28,7 +29,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
     samples_dir = Parameter('./samples', 'path', 'folder for sample grids during training, one sub-folder per phase (<size> or <size>_transition)')
 
     # Schedule
-    gan_starting_size = Parameter(4, 'int', 'first size to train; above 4 the lower sizes must be trained already (log_dir/<size/2>/ or a checkpoint)', check=power_of_two)
+    gan_starting_size = Parameter(4, 'int', 'first size to train; above 4 training starts from the model folder log_dir/<size/2>/ with the fade-in to this size, or, when this is gan_output_size and log_dir/<size>/ holds a model, fine-tunes that model (a converted original DeepZine one too) with this size\'s stable phase', check=power_of_two)
     iterations_per_stage = Parameter(10000, 'int', 'training steps per phase (each resolution has a fade-in and a stable phase; 4x4 only stable)', check=positive)
     images_per_phase = Parameter(None, 'int', 'real images per phase instead of iterations_per_stage (the paper: 800000); steps = this / batch size', check=positive)
     batch_size = Parameter(16, 'int', 'images per training step (summed over all GPUs) below batch_size_reduction_transition_size', check=positive)
@@ -71,20 +72,35 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
         devices = len(self.gpu_num) if self.gpu_num else 1  # None: known only at run time, checked again there
         from deepzine.training.trainer import check_replica_batches
         phases = self.phases()
-        check_replica_batches(phases[schedule.first_phase_index(phases, self.gan_starting_size):], devices,
+        check_replica_batches(phases[self.first_phase_index(phases):], devices,
                               self.minibatch_group_size)
         checkpoints.check_same_run(checkpoints.read_run_config(self.log_dir), self.config, self.log_dir)
         has_checkpoint = os.path.exists(os.path.join(checkpoints.checkpoint_directory(self.log_dir), 'checkpoint'))
-        lower = os.path.join(self.log_dir, str(self.gan_starting_size // 2))
-        if self.gan_starting_size > 4 and not has_checkpoint and not os.path.isfile(os.path.join(lower, 'model.json')):
+        if self.gan_starting_size > 4 and not has_checkpoint and not self.starting_model_folder():
+            lower = os.path.join(self.log_dir, str(self.gan_starting_size // 2))
             raise ConfigError(f'gan_starting_size={self.gan_starting_size}: the lower sizes must be trained already, but '
                               f'{lower} holds no model and {self.log_dir} no checkpoint; start at 4')
+
+    def fine_tuning_folder(self):
+        """log_dir/<gan_output_size>/ when the run fine-tunes that finished model (its stable phase only), else None."""
+        folder = os.path.join(self.log_dir, str(self.gan_output_size))
+        if self.gan_starting_size == self.gan_output_size > 4 and is_model_folder(folder):
+            return folder
+        return None
+
+    def starting_model_folder(self):
+        """The model folder a fresh run above 4x4 starts from, or None when there is none."""
+        lower = os.path.join(self.log_dir, str(self.gan_starting_size // 2))
+        return self.fine_tuning_folder() or (lower if is_model_folder(lower) else None)
+
+    def first_phase_index(self, phases):
+        """Where a fresh run begins: 4x4, the fade-in of gan_starting_size, or its stable phase when fine-tuning."""
+        return schedule.first_phase_index(phases, self.gan_starting_size) + (1 if self.fine_tuning_folder() else 0)
 
     def plan(self):
         from deepzine.training.trainer import effective_learning_rate
         phases = self.phases()
-        start = schedule.first_phase_index(phases, self.gan_starting_size)
-        trained = phases[start:]
+        trained = phases[self.first_phase_index(phases):]
         total_images = sum(phase.images for phase in trained)
         automatic = '' if self.learning_rate is not None else ' (automatic)'
         lines = [f'train {trained[0].size}x{trained[0].size} -> {self.gan_output_size}x{self.gan_output_size} on '
@@ -98,6 +114,9 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
             kinds = ' + '.join(phase.kind for phase in at_size)
             lines.append(f'  {size:>4}x{size:<4} {kinds:<13} {at_size[0].steps} steps x {at_size[0].batch_size} images'
                          f'{" each" if len(at_size) > 1 else ""} = {sum(p.images for p in at_size):,} images')
+        if self.fine_tuning_folder():
+            lines.append(f'fine-tune the model in {self.fine_tuning_folder()} (its own architecture; the model keys '
+                         f'of this config do not apply), the stable phase of {self.gan_output_size}x{self.gan_output_size} only')
         if os.path.exists(os.path.join(checkpoints.checkpoint_directory(self.log_dir), 'checkpoint')):
             lines.append(f'resume: continues from the latest checkpoint in {checkpoints.checkpoint_directory(self.log_dir)}')
         lines += [f'checkpoints every {self.model_save_interval_steps} steps and at phase ends -> '

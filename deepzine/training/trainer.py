@@ -99,10 +99,10 @@ class Trainer:
         from deepzine.training.devices import choose_strategy, cpu_has_bfloat16_units, is_chief, uses_gpu
         self.stage, self.store, self.config = stage, store, stage.config
         self.phases = schedule.phases_from_stage(stage)
-        self.first_index = schedule.first_phase_index(self.phases, stage.gan_starting_size)
+        self.first_index = stage.first_phase_index(self.phases)
         for size in schedule.sizes_between(stage.gan_starting_size, stage.gan_output_size):
             store.require_size(size)
-        self.architecture = Architecture.from_parameters(stage, store.channels)
+        self.architecture = self._fine_tuned_architecture() or Architecture.from_parameters(stage, store.channels)
         self.latest = checkpoints.latest_checkpoint(stage.log_dir)
         if self.latest:
             checkpoints.check_same_run(checkpoints.read_checkpoint_description(self.latest), self.config,
@@ -115,6 +115,20 @@ class Trainer:
         self.jit_compile = on_gpu if stage.jit_compile is None else stage.jit_compile
         if not on_gpu:
             self._advise_cpu_precision(stage.mixed_precision, cpu_has_bfloat16_units())
+
+    def _fine_tuned_architecture(self):
+        """The saved model's own architecture when fine-tuning one: it may be one no model key describes (legacy)."""
+        from deepzine.model.model_folder import read_model_json
+        from deepzine.model.networks import Architecture
+        folder = self.stage.fine_tuning_folder()
+        if folder is None:
+            return None
+        architecture = Architecture(**read_model_json(folder)['architecture'])
+        if architecture.channels != self.store.channels:
+            raise ConfigError(f'{folder}: the model makes {architecture.channels}-channel pages but data_hdf5='
+                              f'{self.store.path} holds {self.store.channels}-channel pages; pack the data with '
+                              f'channels: {architecture.channels}')
+        return architecture
 
     @staticmethod
     def _advise_cpu_precision(mixed_precision, bfloat16_units):
@@ -163,12 +177,14 @@ class Trainer:
                         size, size, kind, step)
             return index, step_in_phase
         if stage.gan_starting_size > 4:
-            folder = os.path.join(stage.log_dir, str(stage.gan_starting_size // 2))
-            if not os.path.isdir(folder):
+            folder = stage.starting_model_folder()
+            if folder is None:
+                lower = os.path.join(stage.log_dir, str(stage.gan_starting_size // 2))
                 raise ConfigError(f'gan_starting_size={stage.gan_starting_size}: starts after the lower resolutions, '
-                                  f'but {folder} holds no trained model; start at 4 or copy that model folder there')
+                                  f'but {lower} holds no trained model; start at 4 or copy that model folder there')
             self.checkpoint.import_model_folder(folder, self.architecture)
-            logger.info('starting at %dx%d from the model in %s', stage.gan_starting_size, stage.gan_starting_size, folder)
+            logger.info('%s %dx%d from the model in %s', 'fine-tuning at' if stage.fine_tuning_folder() else 'starting at',
+                        stage.gan_starting_size, stage.gan_starting_size, folder)
         return self.first_index, 0
 
     # --- the run -----------------------------------------------------------------------------------------
