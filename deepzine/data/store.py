@@ -26,6 +26,7 @@ from deepzine.parameters import ConfigError
 FORMAT_NAME = 'deepzine-pages'
 FORMAT_VERSION = 1
 PARTIAL_SUFFIX = '.partial'
+REOPEN_EVERY_PAGES = 10000  # pages read between reopenings of the file (see PageStore.read)
 PROVENANCE_COLUMNS = ('identifier', 'file', 'page_number')
 
 
@@ -78,6 +79,8 @@ class PageStore:
         self.channels = int(self.attributes['channels'])
         self.page_count = int(self._file[data_name(self.sizes[-1])].shape[0])
         self._provenance_columns = None
+        self._read_lock = threading.Lock()
+        self._pages_since_open = 0
 
     def _check(self):
         handle = self._file
@@ -106,14 +109,22 @@ class PageStore:
                               f'{size}: re-run load_data with data_output_size: {max(size, self.sizes[-1])}')
 
     def read(self, size, indices):
-        """uint8 [n, size, size, channels] for the given page indices, in that order."""
+        """uint8 [n, size, size, channels] for the given page indices, in that order (safe from several threads)."""
+        import h5py
         self.require_size(size)
-        dataset = self._file[data_name(size)]
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         pages = np.empty((len(indices), size, size, self.channels), dtype=np.uint8)
-        # One ds[i] per page: h5py's fancy indexing (ds[sorted_list]) is ~40x slower here (see NOTES.md).
-        for position, index in enumerate(indices):
-            pages[position] = dataset[int(index)]
+        with self._read_lock:  # h5py serializes its calls anyway; this also keeps the reopen below atomic
+            if self._pages_since_open >= REOPEN_EVERY_PAGES:
+                # HDF5 keeps state for every chunk it has read (~0.3 KB each, bench/README.md "Table 4"):
+                # reopening drops it, so reading a large collection runs in constant memory.
+                self._file.close()
+                self._file, self._pages_since_open = h5py.File(self.path, 'r'), 0
+            dataset = self._file[data_name(size)]
+            # One ds[i] per page: h5py's fancy indexing (ds[sorted_list]) is ~40x slower here (see NOTES.md).
+            for position, index in enumerate(indices):
+                pages[position] = dataset[int(index)]
+            self._pages_since_open += len(indices)
         return pages
 
     def provenance(self, indices):

@@ -243,6 +243,31 @@ def test_page_dataset_yields_scaled_shuffled_batches_covering_every_page(page_fi
     assert len(set(epochs)) > 1  # reshuffled every epoch
 
 
+def test_reads_from_several_threads_stay_right_across_reopenings(page_file, monkeypatch):
+    """The store reopens the file every REOPEN_EVERY_PAGES pages (HDF5's per-chunk state would grow otherwise)."""
+    import threading
+    from deepzine.data import store as store_module
+    monkeypatch.setattr(store_module, 'REOPEN_EVERY_PAGES', 7)
+    errors = []
+    with PageStore(page_file) as store:
+        opened = store._file
+
+        def read_many(seed):
+            rng = np.random.default_rng(seed)
+            for _ in range(50):
+                indices = rng.integers(0, 5, 3)
+                values = store.read(8, indices)[:, 0, 0, 0]
+                if list(values) != [10 * (index + 1) for index in indices]:
+                    errors.append((list(indices), list(values)))
+
+        threads = [threading.Thread(target=read_many, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [] and store._file is not opened
+
+
 def test_shuffled_indices_are_a_new_permutation_each_epoch_and_follow_the_seed():
     import tensorflow as tf
     count = 1001
