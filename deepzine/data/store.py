@@ -110,7 +110,6 @@ class PageStore:
 
     def read(self, size, indices):
         """uint8 [n, size, size, channels] for the given page indices, in that order (safe from several threads)."""
-        import h5py
         self.require_size(size)
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         pages = np.empty((len(indices), size, size, self.channels), dtype=np.uint8)
@@ -118,6 +117,7 @@ class PageStore:
             if self._pages_since_open >= REOPEN_EVERY_PAGES:
                 # HDF5 keeps state for every chunk it has read (~0.3 KB each, bench/README.md "Table 4"):
                 # reopening drops it, so reading a large collection runs in constant memory.
+                import h5py
                 self._file.close()
                 self._file, self._pages_since_open = h5py.File(self.path, 'r'), 0
             dataset = self._file[data_name(size)]

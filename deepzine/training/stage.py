@@ -10,7 +10,7 @@ stopped (mid-phase included). TensorFlow is imported only by run().
 
 import os
 
-from deepzine.model.model_folder import is_model_folder
+from deepzine.model.model_folder import is_model_folder, read_model_json
 from deepzine.parameter_groups import DataFileParameters, DeviceParameters, ModelFileParameters, ModelParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two, size_map
 from deepzine.stage import Stage
@@ -72,8 +72,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
         devices = len(self.gpu_num) if self.gpu_num else 1  # None: known only at run time, checked again there
         from deepzine.training.trainer import check_replica_batches
         phases = self.phases()
-        check_replica_batches(phases[self.first_phase_index(phases):], devices,
-                              self.minibatch_group_size)
+        check_replica_batches(phases[self.first_phase_index(phases):], devices, self.architecture_value('minibatch_group_size'))
         checkpoints.check_same_run(checkpoints.read_run_config(self.log_dir), self.config, self.log_dir)
         has_checkpoint = os.path.exists(os.path.join(checkpoints.checkpoint_directory(self.log_dir), 'checkpoint'))
         if self.gan_starting_size > 4 and not has_checkpoint and not self.starting_model_folder():
@@ -87,6 +86,11 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
         if self.gan_starting_size == self.gan_output_size > 4 and is_model_folder(folder):
             return folder
         return None
+
+    def architecture_value(self, key):
+        """A model key as the trained networks have it: the fine-tuned model's own value, else this config's."""
+        folder = self.fine_tuning_folder()
+        return read_model_json(folder)['architecture'][key] if folder else getattr(self, key)
 
     def starting_model_folder(self):
         """The model folder a fresh run above 4x4 starts from, or None when there is none."""

@@ -71,7 +71,7 @@ def effective_learning_rate(stage):
     """`learning_rate`, or when unset the value suited to the weight parametrization (see the stage's help)."""
     if stage.learning_rate is not None:
         return stage.learning_rate
-    return 0.001 if stage.equalized_learning_rate else 0.0001
+    return 0.001 if stage.architecture_value('equalized_learning_rate') else 0.0001
 
 
 def check_replica_batches(phases, replicas, group_size):
@@ -81,7 +81,7 @@ def check_replica_batches(phases, replicas, group_size):
         if remainder or local == 0:
             raise ConfigError(f'batch size {phase.batch_size} at {phase.size}x{phase.size}: must be a multiple of the '
                               f'{replicas} devices training together (batch_size, reduced_batch_size, batch_sizes)')
-        if local > group_size and local % group_size:
+        if group_size and local > group_size and local % group_size:  # 0: the whole batch is one group
             raise ConfigError(f'minibatch_group_size={group_size}: must divide the per-device batch of {local} at '
                               f'{phase.size}x{phase.size} (batch {phase.batch_size} over {replicas} device(s))')
 
@@ -110,7 +110,7 @@ class Trainer:
         self.strategy = strategy or choose_strategy(stage.gpu_num)
         self.chief = is_chief(self.strategy)
         check_replica_batches(self.phases[self.first_index:], self.strategy.num_replicas_in_sync,
-                              stage.minibatch_group_size)
+                              self.architecture.minibatch_group_size)
         on_gpu = uses_gpu(self.strategy)
         self.jit_compile = on_gpu if stage.jit_compile is None else stage.jit_compile
         if not on_gpu:

@@ -21,8 +21,7 @@ LATENTS = np.random.default_rng(0).standard_normal((4, 128)).astype(np.float32)
 def converted_run(tmp_path):
     convert_legacy(str(ORIGINAL_16), str(tmp_path / 'log' / '16'), size=16)
     pages = write_page_hdf5(tmp_path / 'rgb.hdf5', band_pages(16, 16, channels=3))
-    raw = train_config(tmp_path, pages, gan_output_size=16, gan_starting_size=16, iterations_per_stage=3,
-                       equalized_learning_rate=False, minibatch_group_size=1)
+    raw = train_config(tmp_path, pages, gan_output_size=16, gan_starting_size=16, iterations_per_stage=3)
     return tmp_path, raw
 
 
@@ -37,6 +36,7 @@ def test_a_converted_original_model_trains_its_stable_phase_and_keeps_its_archit
     stage = make_stage(raw)
     plan = '\n'.join(stage.plan())
     assert '16x16 -> 16x16' in plan and '1 phases, 3 steps' in plan and 'fine-tune the model in' in plan
+    assert 'lr 0.0001 (automatic)' in plan  # the original's networks have no equalized learning rate
     stage.run()
     assert sorted(os.listdir(tmp_path / 'samples')) == ['16']  # no fade-in, no lower sizes
     after, tuned = generated(tmp_path / 'log' / '16')

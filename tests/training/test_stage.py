@@ -58,6 +58,12 @@ def test_batches_smaller_than_a_group_are_one_group(raw):
     make_stage(dict(raw, batch_size=2))  # the minibatch-stddev group is then the whole batch
 
 
+def test_group_size_zero_means_the_whole_batch_as_in_the_original():
+    from deepzine.training.schedule import build_phases
+    from deepzine.training.trainer import check_replica_batches
+    check_replica_batches(build_phases(16, 4, 6, 256, 4, None, None), replicas=1, group_size=0)
+
+
 def test_output_directory_is_the_log_dir_and_the_config_is_kept(raw):
     stage = make_stage(raw)
     assert stage.output_directory() == raw['log_dir']
