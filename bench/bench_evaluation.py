@@ -62,7 +62,7 @@ def bench_swd(sizes, counts, rounds):
             describe_seconds, descriptors_a = best_time(lambda: swd.collect_descriptors(pages_a, np.random.default_rng(1)), rounds)
             descriptors_b = swd.collect_descriptors(pages_b, np.random.default_rng(1))
             compare_seconds, _ = best_time(lambda: swd.swd_between(descriptors_a, descriptors_b, np.random.default_rng(2)), rounds)
-            levels = ', '.join(map(str, swd.pyramid_sizes(size)))
+            levels = ', '.join(map(str, swd.level_sizes(size)))
             print(f'| {size} | {count} | {levels} | {describe_seconds:.2f} | {compare_seconds:.2f} | '
                   f'{2 * describe_seconds + compare_seconds:.2f} |', flush=True)
 

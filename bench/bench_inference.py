@@ -66,9 +66,10 @@ def main(argv=None):
 
     import tensorflow as tf
 
+    from deepzine.model.architecture import Architecture, filter_widths
     from deepzine.model.loading import load_generator
     from deepzine.model.model_folder import save_model_folder
-    from deepzine.model.networks import Architecture, build_networks, filter_widths
+    from deepzine.model.networks import build_networks
     from deepzine.sampling.generation import generate_numbered_images
 
     print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, GPUs: {len(tf.config.list_physical_devices("GPU"))}')

@@ -122,7 +122,7 @@ def executed_flop(concrete_function):
 
 def build(size, filters, latent, channels, batch, precision):
     import tensorflow as tf
-    from deepzine.model.networks import Architecture, filter_widths
+    from deepzine.model.architecture import Architecture, filter_widths
     from deepzine.training.step import StepState, build_training_models
     architecture = Architecture(latent_size=latent, channels=channels, output_size=size,
                                 widths=filter_widths(size, filters, 16, 64))
@@ -165,7 +165,7 @@ def time_step(args, size, kind, mode, precision):
 
 
 def speed_table(args):
-    from deepzine.model.networks import Architecture, filter_widths
+    from deepzine.model.architecture import Architecture, filter_widths
     print(f'filters {args.filters}, latent {args.latent}, channels {args.channels}, batch {args.batch}; '
           f'best of {args.rounds} x {args.steps} steps\n')
     print('| size | phase | mode | precision | s/step | img/s | GFLOP/img counted | GFLOP/img from shapes '

@@ -1,18 +1,50 @@
 """Command line: `deepzine [run] config.yaml`, `deepzine params`, `deepzine movie`, `deepzine convert-legacy`.
 
 Config and input problems print one line and exit 2, before any file is
-written; Ctrl-C exits 130 after the running stage has saved what it can.
+written. Ctrl-C (SIGINT) and SIGTERM (what `kill`, job schedulers and
+preemptible machines send) raise `Interrupted` in the main thread: the running
+stage keeps what it has finished, then the process exits 130 or 143 (128 + the
+signal number). A second signal while stopping exits at once; every file is
+written under a temporary name and renamed, so that corrupts nothing either.
 """
 
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from deepzine.parameters import ConfigError, describe, load_yaml, parse_override
 
 EXIT_CONFIG_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM gives 143
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: stages stop as they would on Ctrl-C (a KeyboardInterrupt)."""
+
+    def __init__(self, signal_number):
+        super().__init__(f'signal {signal_number}')
+        self.signal_number = signal_number
+
+
+def _stop_on_signal(signal_number, frame):
+    # From now on a second signal ends the process at once, without clean-up.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, _exit_at_once)
+    raise Interrupted(signal_number)
+
+
+def _exit_at_once(signal_number, frame):
+    os._exit(128 + signal_number)
+
+
+def install_signal_handlers():
+    """SIGINT and SIGTERM -> Interrupted; only possible (and only needed) in the main thread."""
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, _stop_on_signal)
 
 RUN_EXAMPLES = """examples:
   python wrapper.py config.yaml                      run the stages config.yaml switches on
@@ -90,14 +122,15 @@ def main(argv=None):
     command = COMMANDS.get(argv[0]) if argv else None
     if command:
         argv = argv[1:]
+    install_signal_handlers()
     try:
         return (command or run_command)(argv)
     except ConfigError as error:
         print(f'error: {error}', file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         print('interrupted: stopped cleanly; re-run the same command to resume', file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + getattr(interruption, 'signal_number', signal.SIGINT)
 
 
 if __name__ == '__main__':

@@ -7,10 +7,10 @@ stage can be re-run alone by switching the others off.
 import contextlib
 import logging
 import os
-import tempfile
 
 import yaml
 
+from deepzine.files import write_yaml
 from deepzine.parameters import ConfigError, registry, resolve
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,7 @@ def describe_plan(config, stages):
 
 def write_resolved_config(config, folder):
     """Save the config a stage ran with as folder/config.yaml (temp file + rename), for later runs to reload."""
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix='.config-', suffix='.yaml', dir=folder)
-    with os.fdopen(handle, 'w', encoding='utf-8') as stream:
-        yaml.safe_dump(config, stream, sort_keys=False)
-    os.chmod(temporary, 0o644)  # mkstemp makes it private; it is an ordinary output file
-    os.replace(temporary, os.path.join(folder, 'config.yaml'))
+    write_yaml(os.path.join(folder, 'config.yaml'), config)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Shared test setup: quiet TensorFlow, the repository root, and the shared legacy fixtures."""
+"""Test setup for every test: quiet TensorFlow, and the repository root."""
 
 import os
 import pathlib
@@ -9,7 +9,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # identical numbers run to run
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_LEGACY = REPO_ROOT.parent / 'shared' / 'legacy_deepzine'
 
 
 @pytest.fixture

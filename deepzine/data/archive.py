@@ -12,6 +12,18 @@ are refused if they could land outside `pdf_directory`).
 `host` and `secure` let a mirror, a proxy or the tests' local fake archive
 stand in for archive.org: the client's own `host` config key would append
 `.archive.org`, so the session's `host` is set after it is created.
+
+Stopping (Ctrl-C, SIGTERM: a KeyboardInterrupt in the main thread) takes
+effect at once, however long the queue: the search and the downloads run in
+daemon threads while the main thread only waits, so the signal always reaches
+it; it then sets a stop event that cancels every queued item and every
+back-off wait, and shuts down the socket of every transfer in flight so a
+read blocked mid-body fails now instead of at its time-out. Daemon threads,
+not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
+so a thread blocked where no socket can be cut (a DNS lookup, a connect)
+would hold the process for up to `timeout_sec`; a daemon thread cannot. An
+item whose files were not all verified gets no record, so the next run
+fetches exactly what is missing.
 """
 
 import dataclasses
@@ -19,11 +31,11 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import random
 import re
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import weakref
 
 from deepzine.parameters import ConfigError
 
@@ -38,6 +50,10 @@ _SCRAPE_MINIMUM_COUNT = 100  # the scrape API refuses smaller pages
 
 class UnsafePathError(ValueError):
     """An identifier or file name from the server that could escape pdf_directory."""
+
+
+class _Stopped(BaseException):
+    """The run is stopping: raised in worker threads, past every `except Exception` (ours and the client's)."""
 
 
 @dataclasses.dataclass
@@ -147,16 +163,28 @@ def _backoff_sec(settings, attempt):
     return random.uniform(0.5, 1.0) * min(60.0, settings.backoff_base_sec * 2 ** attempt)
 
 
-def _with_retries(settings, description, action):
-    """Run action() up to settings.retries + 1 times, sleeping with back-off in between; re-raise the last error."""
+def _with_retries(settings, description, action, stopping):
+    """Run action() up to settings.retries + 1 times, waiting with back-off in between; re-raise the last error.
+
+    Raises _Stopped instead once `stopping` is set: a failure then is most
+    likely the transfer the stop cut, and no retry may start.
+    """
     for attempt in range(settings.retries + 1):
+        _check(stopping)
         try:
             return action()
         except (OSError, ValueError) as error:  # requests' errors are OSErrors; bad JSON and md5 are ValueErrors
+            _check(stopping)
             if attempt == settings.retries:
                 raise
             logger.debug('%s failed (%s); retry %d of %d', description, error, attempt + 1, settings.retries)
-            time.sleep(_backoff_sec(settings, attempt))
+            if stopping.wait(_backoff_sec(settings, attempt)):
+                raise _Stopped() from None
+
+
+def _check(stopping):
+    if stopping.is_set():
+        raise _Stopped()
 
 
 def _read_manifest(item_directory, skip_bw_pdfs):
@@ -184,7 +212,7 @@ def _write_manifest(item_directory, skip_bw_pdfs, files, refused):
     os.replace(temporary, os.path.join(item_directory, _MANIFEST_NAME))
 
 
-def _download_file(item, entry, target, settings):
+def _download_file(item, entry, target, settings, stopping):
     """Fetch one file to target + '.part', check size and md5, rename. Raises on failure after the retries."""
     size, md5 = int(entry.get('size') or 0), entry.get('md5')
     partial = target + _PARTIAL_SUFFIX
@@ -209,11 +237,16 @@ def _download_file(item, entry, target, settings):
             raise ValueError('md5 mismatch: the bytes received differ from the archive\'s checksum')
         os.replace(partial, target)
 
-    _with_retries(settings, f'{item.identifier}/{entry["name"]}', attempt)
+    _with_retries(settings, f'{item.identifier}/{entry["name"]}', attempt, stopping)
 
 
-def download_item(session, identifier, settings):
-    """Download one item's PDFs into pdf_directory/identifier/; never raises for network trouble (see the report)."""
+def download_item(session, identifier, settings, stopping=None):
+    """Download one item's PDFs into pdf_directory/identifier/; never raises for network trouble (see the report).
+
+    Once `stopping` (a threading.Event) is set it raises _Stopped between steps
+    and writes no record: the item counts as not downloaded.
+    """
+    stopping = stopping or threading.Event()
     report = ItemReport(identifier)
     try:
         item_directory = safe_item_directory(settings.pdf_directory, identifier)
@@ -226,7 +259,7 @@ def download_item(session, identifier, settings):
         report.refused.extend(tuple(refusal) for refusal in manifest.get('refused', []))
         return report
     try:
-        item = _with_retries(settings, f'metadata of {identifier}', lambda: session.get_item(identifier))
+        item = _with_retries(settings, f'metadata of {identifier}', lambda: session.get_item(identifier), stopping)
     except Exception as error:  # noqa: BLE001 - any failure of one item is reported, never fatal
         report.failed.append(('', f'metadata: {error}'))
         return report
@@ -245,7 +278,7 @@ def download_item(session, identifier, settings):
             if _is_intact(target, int(entry.get('size') or 0), entry.get('md5')):
                 report.already_present.append(name)
             else:
-                _download_file(item, entry, target, settings)
+                _download_file(item, entry, target, settings, stopping)
                 report.downloaded.append(name)
             finished[os.path.relpath(target, item_directory)] = os.path.getsize(target)
         except Exception as error:  # noqa: BLE001 - reported and skipped, the other files go on
@@ -259,43 +292,137 @@ def download_collection(collection, settings, extra_query=None, limit=None, work
     """Search, then download every item's PDFs with `workers` threads; returns the list of ItemReports.
 
     An item that keeps failing is logged as a warning and reported; only a
-    search that fails (no way to know the items) raises ConfigError.
+    search that fails (no way to know the items) raises ConfigError. A
+    KeyboardInterrupt stops everything at once (see the module docstring).
     """
     from tqdm import tqdm
     # The client logs every failed attempt at WARNING/ERROR; this module reports each file's outcome instead.
     logging.getLogger('internetarchive').setLevel(logging.CRITICAL)
     os.makedirs(settings.pdf_directory, exist_ok=True)
-    search_session = open_session(settings.host, settings.secure)
-    try:
-        identifiers = _with_retries(settings, f'search of collection {collection}',
-                                    lambda: search_identifiers(search_session, collection, extra_query, limit))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f'internetarchive_collection={collection}: search on {settings.host} failed ({error})') from None
-    if not identifiers:
-        raise ConfigError(f'internetarchive_collection={collection}: no items found on {settings.host}'
-                          + (f' with internetarchive_query={extra_query!r}' if extra_query else ''))
-    logger.info('Internet Archive: %d items in collection %s, PDFs go to %s', len(identifiers), collection, settings.pdf_directory)
+    transfers = _Transfers(settings)
 
-    per_thread = threading.local()  # requests sessions are not meant to be shared between threads
+    def search(session, _):
+        return _with_retries(settings, f'search of collection {collection}',
+                             lambda: search_identifiers(session, collection, extra_query, limit), transfers.stopping)
 
-    def work(identifier):
-        if not hasattr(per_thread, 'session'):
-            per_thread.session = open_session(settings.host, settings.secure)
-        return download_item(per_thread.session, identifier, settings)
+    def download(session, identifier):
+        return download_item(session, identifier, settings, transfers.stopping)
 
     reports = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(work, identifier) for identifier in identifiers]
-        with tqdm(total=len(futures), desc='download', unit='item', disable=not progress) as bar:
-            for future in as_completed(futures):
-                report = future.result()
+    try:
+        try:
+            [identifiers] = transfers.run_each(search, [None], workers=1)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f'internetarchive_collection={collection}: search on {settings.host} failed ({error})') from None
+        if not identifiers:
+            raise ConfigError(f'internetarchive_collection={collection}: no items found on {settings.host}'
+                              + (f' with internetarchive_query={extra_query!r}' if extra_query else ''))
+        logger.info('Internet Archive: %d items in collection %s, PDFs go to %s', len(identifiers), collection,
+                    settings.pdf_directory)
+        with tqdm(total=len(identifiers), desc='download', unit='item', disable=not progress) as bar:
+            for report in transfers.run_each(download, identifiers, workers):
                 for name, reason in report.refused:
                     logger.warning('refused %s/%s from the archive: %s', report.identifier, name, reason)
                 for name, reason in report.failed:
                     logger.warning('could not download %s/%s: %s', report.identifier, name, reason)
                 reports.append(report)
                 bar.update()
+    except KeyboardInterrupt:
+        cut = transfers.stop()
+        logger.info('downloads stopped: %d items done, the rest cancelled (%d transfers cut mid-way); '
+                    'a re-run fetches only what is missing', len(reports), cut)
+        raise
+    finally:
+        transfers.stop()
     return reports
+
+
+class _Transfers:
+    """The worker threads, sessions and responses of one download run, so that the main thread can stop them all."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sessions = []
+        self._responses = weakref.WeakSet()  # a finished response drops out by itself
+
+    def open_session(self):
+        """A session of this run (one per thread: requests sessions are not meant to be shared)."""
+        session = open_session(self.settings.host, self.settings.secure)
+        session.hooks['response'].append(self._track)
+        with self._lock:
+            self._sessions.append(session)
+        return session
+
+    def _track(self, response, **kwargs):
+        # Called once the headers are in, before a streamed body is read: the moment a transfer can be cut.
+        with self._lock:
+            self._responses.add(response)
+        if self.stopping.is_set():
+            _cut(response)
+            raise _Stopped()
+        return response
+
+    def run_each(self, function, arguments, workers):
+        """Yield function(session, argument) for each argument, as they finish, from `workers` daemon threads.
+
+        Each thread has its own session. The caller's thread only waits on a
+        queue, which a signal interrupts at once; an exception in a thread is
+        raised there.
+        """
+        pending, finished = queue.SimpleQueue(), queue.SimpleQueue()
+        for argument in arguments:
+            pending.put(argument)
+
+        def work():
+            try:
+                session = self.open_session()
+                while not self.stopping.is_set():
+                    try:
+                        argument = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    finished.put((True, function(session, argument)))
+            except _Stopped:
+                pass
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread, which raises it
+                finished.put((False, error))
+
+        threads = [threading.Thread(target=work, name=f'archive-{number}', daemon=True)
+                   for number in range(min(workers, len(arguments)))]
+        for thread in threads:
+            thread.start()
+        for _ in arguments:
+            ok, value = finished.get()
+            if not ok:
+                raise value
+            yield value
+        for thread in threads:
+            thread.join()
+
+    def stop(self):
+        """Cancel what is queued, cut what is in flight, close the sessions; returns the number of transfers cut."""
+        self.stopping.set()
+        with self._lock:
+            responses, sessions = list(self._responses), list(self._sessions)
+        cut = sum(_cut(response) for response in responses)
+        for session in sessions:
+            session.close()
+        return cut
+
+
+def _cut(response):
+    """Shut down the socket a streamed response is reading from, so that a read blocked in another thread fails now.
+
+    urllib3's HTTPResponse.shutdown (urllib3 2.3 and later) exists for exactly
+    this; it refuses once the body is read and the connection handed back.
+    """
+    try:
+        response.raw.shutdown()
+    except (AttributeError, ValueError, RuntimeError, OSError):  # older urllib3, body already read, socket closed
+        return False
+    return True
 
 
 def summarize_downloads(reports):

@@ -2,7 +2,7 @@
 
 pdfium (pypdfium2) renders in process and is the fastest here (about 230
 letter pages per CPU-second at 100 dpi against about 30 for pdftoppm and 20 for
-Ghostscript, see /work/shared/NOTES.md); pdftoppm (through pdf2image) and
+Ghostscript, measured on one core of a 2-core AMD EPYC); pdftoppm (through pdf2image) and
 Ghostscript are kept because they sometimes read a PDF that PDFium refuses,
 and because the original DeepZine offered them. Nothing is written as PNG:
 encoding dominated the original's conversion time.

@@ -31,16 +31,6 @@ def _resized(page, size):
     return page.resize(size, Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS)
 
 
-def pyramid_sizes(output_size):
-    """All sizes stored for one output size: 4, 8, ..., output_size."""
-    sizes = []
-    size = 4
-    while size <= output_size:
-        sizes.append(size)
-        size *= 2
-    return sizes
-
-
 def to_mode(page, channels):
     """The page as an 8-bit 'RGB' (channels 3) or 'L' (channels 1) image; transparency goes onto white paper."""
     if page.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):

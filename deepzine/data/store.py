@@ -121,7 +121,7 @@ class PageStore:
                 self._file.close()
                 self._file, self._pages_since_open = h5py.File(self.path, 'r'), 0
             dataset = self._file[data_name(size)]
-            # One ds[i] per page: h5py's fancy indexing (ds[sorted_list]) is ~40x slower here (see NOTES.md).
+            # One ds[i] per page: h5py's fancy indexing (ds[sorted_list]) is ~40x slower here (265 ms against 7 ms per batch of 16).
             for position, index in enumerate(indices):
                 pages[position] = dataset[int(index)]
             self._pages_since_open += len(indices)

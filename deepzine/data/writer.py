@@ -27,9 +27,9 @@ import uuid
 
 import numpy as np
 
-from deepzine.data.squaring import pyramid_sizes
 from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, PARTIAL_SUFFIX, data_name
 from deepzine.parameters import ConfigError
+from deepzine.sizes import sizes_between
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class PageWriter:
         self.schema, self.attributes = dict(schema), dict(attributes)
         self.compression, self.overwrite = compression, overwrite
         self.commit_interval_sec = commit_interval_sec
-        self.sizes = pyramid_sizes(schema['output_size'])
+        self.sizes = sizes_between(4, schema['output_size'])
         self.channels = int(schema['channels'])
         self.final_page_count = None
         self._segment, self._segment_opened, self._document_start = None, 0.0, 0

@@ -22,16 +22,15 @@ picks the same real pages, patches, latents and directions every time, so
 evaluations of successive checkpoints differ only by the model.
 """
 
-import json
 import logging
 import os
-import tempfile
 import time
 
 import numpy as np
 from tqdm import tqdm
 
 from deepzine.evaluation import nearest, swd
+from deepzine.files import write_json
 from deepzine.parameters import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -87,20 +86,6 @@ def _check_inputs(page_generator, store, size, image_num):
                           f'at least 2 (half of them form the real-vs-real baseline)')
 
 
-def _write_json(path, payload):
-    """Write under a temporary name in the same folder, then rename: readers never see half a file."""
-    handle, temporary = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.partial', dir=os.path.dirname(path))
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8') as stream:
-            json.dump(payload, stream, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
-
-
 def _levels_for_json(result):
     return {'levels': {str(level_size): value for level_size, value in result['levels'].items()}, 'mean': result['mean']}
 
@@ -119,7 +104,7 @@ def _swd_report(header, generated_vs_real, real_vs_real, pair_num, image_num, se
     size = header['size']
     return {**header, 'metric': 'multiscale_sliced_wasserstein_distance_x1e3',
             'image_num': pair_num, 'image_num_requested': image_num,
-            'settings': {'pyramid_sizes': swd.pyramid_sizes(size), 'patch_size': swd.patch_size_for(swd.pyramid_sizes(size)[-1]),
+            'settings': {'pyramid_sizes': swd.level_sizes(size), 'patch_size': swd.patch_size_for(swd.level_sizes(size)[-1]),
                          'patches_per_image': swd.PATCHES_PER_IMAGE, 'directions_per_repeat': swd.DIRECTIONS_PER_REPEAT,
                          'direction_repeats': swd.DIRECTION_REPEATS,
                          'patch_positions': 'the same random positions in all three sets (image i of each alike)',
@@ -171,7 +156,7 @@ def _check_memorization(header, store, kept_pages, memorization_num, rng, folder
     nearest.save_side_by_side(nearest.downsample(kept_pages, grid_size), nearest_pages, os.path.join(folder, grid_name),
                               GRID_PAIRS_PER_ROW)
     report = _nearest_report(header, store, check, grid_name, time.perf_counter() - started)
-    _write_json(os.path.join(folder, f'nearest_{size}_{tag}.json'), report)
+    write_json(os.path.join(folder, f'nearest_{size}_{tag}.json'), report)
     summary = report['summary']
     real_median = summary['real_to_real_median_distance']
     logger.info('nearest real page at %dpx (RMS, 0-255): generated median %.1f, real-to-real median %s; %s of %d '
@@ -243,7 +228,7 @@ def evaluate_generator(page_generator, store, size, log_dir, step=None, image_nu
         # the baseline's direction stream again: both comparisons project on identical directions
         generated_vs_real = swd.swd_between(generated_descriptors, real_descriptors, np.random.default_rng(streams['directions']))
         swd_report = _swd_report(header, generated_vs_real, baseline, pair_num, image_num, time.perf_counter() - started)
-        _write_json(os.path.join(folder, f'swd_{size}_{tag}.json'), swd_report)
+        write_json(os.path.join(folder, f'swd_{size}_{tag}.json'), swd_report)
         logger.info('SWD x1e3 at %dpx over %d pages: generated vs real %.2f, real vs real %.2f (levels %s)', size, pair_num,
                     generated_vs_real['mean'], baseline['mean'],
                     ', '.join(f'{level}: {value:.2f}' for level, value in generated_vs_real['levels'].items()))

@@ -41,12 +41,12 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, ModelParame
         check_model_exists(self)
 
     def plan(self):
-        from deepzine.evaluation.swd import pyramid_sizes
+        from deepzine.evaluation.swd import level_sizes
         size, count, pages = self.gan_output_size, self.evaluation_image_num, self.memorization_check_num
         seed = 'a fresh seed' if self.evaluation_seed is None else f'evaluation_seed {self.evaluation_seed}'
         lines = [f'load the {size}px generator from {model_location(self)}; real pages from {self.data_hdf5} ({seed})']
         if count:
-            levels = ', '.join(map(str, pyramid_sizes(size)))
+            levels = ', '.join(map(str, level_sizes(size)))
             lines.append(f'SWD x1e3 at levels {levels}: {count} generated pages vs {count} real pages, and {count} other '
                          f'real pages vs the same {count} as the baseline (fewer if the HDF5 holds under {2 * count})')
         if pages:

@@ -28,6 +28,8 @@ does not depend on the batch size.
 
 import numpy as np
 
+from deepzine.sizes import sizes_between
+
 PATCH_SIZE = 7
 PATCHES_PER_IMAGE = 128
 DIRECTIONS_PER_REPEAT = 128
@@ -38,12 +40,9 @@ SWD_SCALE = 1e3  # the paper reports SWD x 10^3
 _BINOMIAL_TAPS = np.array([1, 4, 6, 4, 1], np.float32) / 16
 
 
-def pyramid_sizes(size, min_size=MIN_PYRAMID_SIZE):
-    """Level sizes from `size` down to `min_size` by halving, e.g. 64 -> [64, 32, 16]; [size] when size <= min_size."""
-    sizes = [size]
-    while sizes[-1] % 2 == 0 and sizes[-1] // 2 >= min_size:
-        sizes.append(sizes[-1] // 2)
-    return sizes
+def level_sizes(size, min_size=MIN_PYRAMID_SIZE):
+    """Laplacian pyramid levels, finest first: 64 -> [64, 32, 16]; [size] when size <= min_size."""
+    return sizes_between(min_size, size)[::-1] or [size]
 
 
 def patch_size_for(size):
@@ -94,7 +93,7 @@ def laplacian_pyramid(images, min_size=MIN_PYRAMID_SIZE):
     or S itself when S <= min_size) is the blurred image.
     """
     levels = [np.asarray(images, np.float32)]
-    for _ in pyramid_sizes(levels[0].shape[1], min_size)[1:]:
+    for _ in level_sizes(levels[0].shape[1], min_size)[1:]:
         smaller = pyramid_down(levels[-1])
         levels[-1] = levels[-1] - pyramid_up(smaller)
         levels.append(smaller)
@@ -173,7 +172,7 @@ class PyramidDescriptors:
 
     def __init__(self, image_num, size, rng, patches_per_image=PATCHES_PER_IMAGE, min_size=MIN_PYRAMID_SIZE):
         self.image_num, self.size, self.min_size = image_num, size, min_size
-        self.level_sizes = pyramid_sizes(size, min_size)
+        self.level_sizes = level_sizes(size, min_size)
         self.patch_size = patch_size_for(self.level_sizes[-1])
         self.patches_per_image = patches_per_image
         rng = np.random.default_rng(rng)

@@ -1,10 +1,8 @@
 """Export a generator as a TensorFlow SavedModel that loads with plain `tf.saved_model.load`, no deepzine import."""
 
-import os
-import shutil
-import tempfile
-
 import tensorflow as tf
+
+from deepzine.files import staged_folder
 
 
 class _ExportedGenerator(tf.Module):
@@ -23,12 +21,6 @@ def export_saved_model(generator, latent_size, path):
     `tf.saved_model.load(path).signatures['serving_default'](latents=z)['images']`.
     """
     module = _ExportedGenerator(generator, latent_size)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.saved_model-', dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; it is an ordinary output folder
-    tf.saved_model.save(module, staging, signatures={'serving_default': module.generate})
-    if os.path.exists(path):
-        shutil.rmtree(path)
-    os.replace(staging, path)
+    with staged_folder(path) as staging:
+        tf.saved_model.save(module, staging, signatures={'serving_default': module.generate})
     return path

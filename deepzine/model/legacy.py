@@ -13,8 +13,8 @@ As in stylegan2-ada-pytorch's legacy.py, every variable goes through an
 explicit name table, and the import fails loudly on any checkpoint variable
 left unused (except the dead 4x4 conv and optimizer state) and on any native
 weight left unset. The layer-by-layer description of the legacy graphs is in
-`../shared/legacy_deepzine/README.md`; `tests/model/test_legacy.py` checks
-this module against outputs of the original graphs.
+`tests/fixtures/legacy_deepzine/README.md`; `tests/model/test_legacy.py` checks
+this module against outputs of the original graphs stored there.
 """
 
 import argparse
@@ -182,7 +182,8 @@ def _read_shape(prefix, variables, name, rank):
 
 
 def _architecture_from_shapes(prefix, variables):
-    from deepzine.model.networks import Architecture, sizes_up_to
+    from deepzine.model.architecture import Architecture
+    from deepzine.sizes import sizes_between
     if FIRST_VARIABLE not in variables:
         raise ConfigError(f'{prefix}: not an original DeepZine checkpoint (no {FIRST_VARIABLE}; '
                           f'{_describe_foreign(variables)})')
@@ -193,7 +194,7 @@ def _architecture_from_shapes(prefix, variables):
     if output_size & (output_size - 1):
         raise ConfigError(f'{prefix}: generator/gen_n_conv_1_{output_size}/w names a size that is not a power of two')
     widths = {4: width_4}
-    for size in sizes_up_to(output_size)[1:]:
+    for size in sizes_between(8, output_size):
         widths[size] = _read_shape(prefix, variables, f'generator/gen_n_conv_1_{size}/w', 4)[3]
     rgb_sizes = sorted(int(match.group(1)) for name in variables
                        if (match := re.fullmatch(r'generator/gen_y_rgb_conv_(\d+)/w', name)))

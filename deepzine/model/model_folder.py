@@ -10,9 +10,8 @@ checkpoint, index + data files) holds `generator_ema` and, when kept,
 
 import json
 import os
-import shutil
-import tempfile
 
+from deepzine.files import staged_folder, write_json
 from deepzine.parameters import ConfigError
 
 FORMAT_VERSION = 1
@@ -27,26 +26,15 @@ def is_model_folder(folder):
 def save_model_folder(folder, architecture, size, generator_ema, generator=None, discriminator=None, config=None):
     """Write the folder under a temporary name, then swap it in, so a reader never sees half a model."""
     import tensorflow as tf
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(folder)}-', dir=parent)
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; it is an ordinary output folder
     networks = {'generator_ema': generator_ema, 'generator': generator, 'discriminator': discriminator}
-    tf.train.Checkpoint(**{name: net for name, net in networks.items() if net is not None}).write(
-        os.path.join(staging, CHECKPOINT_PREFIX))
-    description = {'format_version': FORMAT_VERSION, 'size': size,
-                   'architecture': json.loads(architecture.to_json()),
-                   'networks': [name for name, net in networks.items() if net is not None],
-                   'config': config or {}}
-    with open(os.path.join(staging, MODEL_JSON), 'w', encoding='utf-8') as handle:
-        json.dump(description, handle, indent=2, default=str)
-    if os.path.exists(folder):
-        retired = tempfile.mkdtemp(prefix=f'.{os.path.basename(folder)}-old-', dir=parent)
-        os.replace(folder, os.path.join(retired, 'model'))
-        os.replace(staging, folder)
-        shutil.rmtree(retired)
-    else:
-        os.replace(staging, folder)
+    with staged_folder(folder) as staging:
+        tf.train.Checkpoint(**{name: net for name, net in networks.items() if net is not None}).write(
+            os.path.join(staging, CHECKPOINT_PREFIX))
+        description = {'format_version': FORMAT_VERSION, 'size': size,
+                       'architecture': json.loads(architecture.to_json()),
+                       'networks': [name for name, net in networks.items() if net is not None],
+                       'config': config or {}}
+        write_json(os.path.join(staging, MODEL_JSON), description)
     return folder
 
 
@@ -68,7 +56,8 @@ def read_model_json(folder):
 def load_model_folder(folder, with_discriminator=False):
     """(architecture, size, generator_ema, discriminator or None, description) with every needed weight restored."""
     import tensorflow as tf
-    from deepzine.model.networks import Architecture, Discriminator, Generator
+    from deepzine.model.architecture import Architecture
+    from deepzine.model.networks import Discriminator, Generator
     description = read_model_json(folder)
     architecture = Architecture(**description['architecture'])
     generator_ema = Generator(architecture, name='generator_ema')

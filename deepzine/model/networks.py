@@ -7,8 +7,6 @@ The same classes represent the original DeepZine models (`deepzine.model.legacy`
 no weight scaling, no latent normalization, one minibatch-stddev group.
 """
 
-import dataclasses
-import json
 import math
 
 import keras
@@ -16,65 +14,6 @@ import tensorflow as tf
 
 from deepzine.model.layers import (ScaledConv2D, ScaledDense, downscale2d, leaky_relu, lerp, minibatch_stddev,
                                    pixel_norm, upscale2d)
-
-ARCHITECTURE_FILE = 'architecture.json'
-
-
-def sizes_up_to(output_size, start_size=4):
-    return [2 ** level for level in range(int(math.log2(start_size)), int(math.log2(output_size)) + 1)]
-
-
-def filter_widths(output_size, max_filter, min_filter, filter_num_reduction_transition_size):
-    """Filters per resolution: max_filter up to the transition size, halved at each doubling above it, floored."""
-    return {size: max(min_filter, max_filter >> max(0, int(math.log2(size / filter_num_reduction_transition_size))))
-            for size in sizes_up_to(output_size)}
-
-
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """Everything that fixes the shapes and the arithmetic of a generator/discriminator pair."""
-    latent_size: int
-    channels: int
-    output_size: int
-    widths: dict                      # {size: filters} for every size 4..output_size
-    equalized_learning_rate: bool = True
-    normalize_latent: bool = True     # pixel-norm the latent first (paper); the original DeepZine did not
-    minibatch_group_size: int = 4     # 0: the whole batch is one group (the original DeepZine)
-    rgb_sizes: tuple = None           # sizes that have toRGB/fromRGB layers; None: all
-
-    def __post_init__(self):
-        object.__setattr__(self, 'widths', {int(size): int(width) for size, width in self.widths.items()})
-        rgb_sizes = tuple(self.rgb_sizes) if self.rgb_sizes else tuple(self.sizes)
-        object.__setattr__(self, 'rgb_sizes', rgb_sizes)
-        missing = [size for size in self.sizes if size not in self.widths]
-        if missing:
-            raise ValueError(f'architecture has no width for sizes {missing}')
-
-    @property
-    def sizes(self):
-        return sizes_up_to(self.output_size)
-
-    def to_json(self):
-        data = dataclasses.asdict(self)
-        data['widths'] = {str(size): width for size, width in self.widths.items()}
-        data['rgb_sizes'] = list(self.rgb_sizes)
-        return json.dumps(data, indent=2)
-
-    @classmethod
-    def from_json(cls, text):
-        data = json.loads(text)
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-    @classmethod
-    def from_parameters(cls, parameters, channels, output_size=None):
-        """From a stage holding ModelParameters (deepzine.parameter_groups) and the data's channel count."""
-        output_size = output_size or parameters.gan_output_size
-        widths = filter_widths(output_size, parameters.max_filter, parameters.min_filter,
-                               parameters.filter_num_reduction_transition_size)
-        return cls(latent_size=parameters.latent_size, channels=channels, output_size=output_size, widths=widths,
-                   equalized_learning_rate=parameters.equalized_learning_rate,
-                   minibatch_group_size=parameters.minibatch_group_size)
 
 
 def _check_size(architecture, size, alpha, network):

@@ -1,15 +1,15 @@
 """Turn generator output into files: float [-1, 1] -> uint8, single pages (png, jpg, npy) and grids, written atomically.
 
-Shared by sampling, training (sample grids) and evaluation. Every writer puts
-the bytes under a temporary name in the destination folder and renames it
-when complete, so an interrupted run never leaves a truncated image behind.
+Shared by sampling, training (sample grids) and evaluation. Files are written
+through deepzine.files, so an interrupted run never leaves a truncated image.
 """
 
 import math
 import os
-import secrets
 
 import numpy as np
+
+from deepzine.files import write_atomically
 
 IMAGE_FORMATS = ('png', 'jpg', 'npy')
 
@@ -29,30 +29,6 @@ def to_uint8(images):
         return images
     scaled = (np.clip(images.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5
     return np.rint(scaled).astype(np.uint8)
-
-
-def temporary_path_beside(path, suffix='.partial'):
-    """A hidden, unique name in the folder of `path` to write into before renaming to `path`.
-
-    Not tempfile.mkstemp: its files are mode 0600 and keep that after the rename,
-    so pages would be unreadable to anyone else sharing the folder.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, f'.{name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}')
-
-
-def _atomic_write(path, write_to_handle):
-    """Call write_to_handle(binary file) on a temporary file beside `path`, then rename it to `path`."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary_path = temporary_path_beside(path)
-    try:
-        with open(temporary_path, 'xb') as handle:
-            write_to_handle(handle)
-        os.replace(temporary_path, path)
-    except BaseException:
-        if os.path.exists(temporary_path):
-            os.remove(temporary_path)
-        raise
 
 
 def to_pil_image(image):
@@ -82,13 +58,13 @@ def save_image(image, path, image_format=None):
         raise ValueError(f'{path}: unknown image format {image_format!r}; expected one of {", ".join(IMAGE_FORMATS)}')
     if image_format == 'npy':
         array = np.asarray(image)
-        _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+        write_atomically(path, lambda handle: np.save(handle, array, allow_pickle=False))
         return path
     picture = to_pil_image(image)
     if image_format == 'jpg' and picture.mode == 'RGBA':
         raise ValueError(f'{path}: JPEG has no alpha channel; use png')
     options = {'quality': JPEG_QUALITY} if image_format == 'jpg' else {}
-    _atomic_write(path, lambda handle: picture.save(handle, format=_PIL_FORMAT_NAMES[image_format], **options))
+    write_atomically(path, lambda handle: picture.save(handle, format=_PIL_FORMAT_NAMES[image_format], **options))
     return path
 
 

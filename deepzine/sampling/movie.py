@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from deepzine.parameters import ConfigError
-from deepzine.sampling.images import temporary_path_beside, to_pil_image
+from deepzine.files import atomic_path
+from deepzine.sampling.images import to_pil_image
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +138,14 @@ def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=DEFAULT_CODEC, crf=DE
     movie_width, movie_height = movie_frame_size(frame_width, frame_height, movie_size)
     resample = Image.Resampling.NEAREST if movie_width >= frame_width else Image.Resampling.BOX
 
-    directory = os.path.dirname(os.path.abspath(movie_path))
-    os.makedirs(directory, exist_ok=True)
     extension = os.path.splitext(movie_path)[1] or '.mp4'
-    temporary_path = temporary_path_beside(movie_path, suffix=f'.partial{extension}')  # ffmpeg picks the container by extension
     output_options = ['-crf', str(crf)]
     if extension.lower() in ('.mp4', '.mov', '.m4v'):
         output_options += ['-movflags', '+faststart']  # index first: browsers start playing before the download ends
         if codec == 'libx265':
             output_options += ['-tag:v', 'hvc1']  # the tag QuickTime and Safari require for HEVC
-    try:
+    # The temporary name keeps the extension: ffmpeg picks the container by it.
+    with atomic_path(movie_path, suffix=extension) as temporary_path:
         writer = imageio_ffmpeg.write_frames(
             temporary_path, (movie_width, movie_height), pix_fmt_in='rgb24', pix_fmt_out='yuv420p',
             fps=fps, quality=None, codec=codec, macro_block_size=1, ffmpeg_log_level='error',
@@ -168,11 +167,6 @@ def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=DEFAULT_CODEC, crf=DE
         encoded_frames, _ = imageio_ffmpeg.count_frames_and_secs(temporary_path)
         if encoded_frames != frame_count:
             raise RuntimeError(f'{movie_path}: ffmpeg wrote {encoded_frames} of {frame_count} frames; see its messages above')
-        os.replace(temporary_path, movie_path)
-    except BaseException:
-        if os.path.exists(temporary_path):
-            os.remove(temporary_path)
-        raise
     logger.info('wrote %s: %d frames, %dx%d, %s fps, %s crf %s', movie_path, frame_count, movie_width, movie_height, fps, codec, crf)
     return movie_path
 

@@ -17,6 +17,7 @@ import tempfile
 
 import yaml
 
+from deepzine.files import write_yaml
 from deepzine.parameter_groups import ModelParameters
 from deepzine.parameters import ConfigError
 
@@ -87,14 +88,6 @@ def latest_checkpoint(log_dir):
     return tf.train.latest_checkpoint(checkpoint_directory(log_dir))
 
 
-def _write_yaml_atomically(data, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix='.run_config-', suffix='.yaml', dir=os.path.dirname(path))
-    with os.fdopen(handle, 'w', encoding='utf-8') as stream:
-        yaml.safe_dump(data, stream, sort_keys=False)
-    os.replace(temporary, path)
-
-
 def _adam_of(optimizer):
     return getattr(optimizer, 'inner_optimizer', optimizer)
 
@@ -133,7 +126,7 @@ class RunCheckpoint:
         self.phase_kind.assign(KIND_CODES[phase.kind])
         prefix = self.manager.save(checkpoint_number=int(self.state.global_step.numpy()))
         if self.chief and not self._run_config_written:
-            _write_yaml_atomically(self.description, os.path.join(checkpoint_directory(self.log_dir), RUN_CONFIG_FILE))
+            write_yaml(os.path.join(checkpoint_directory(self.log_dir), RUN_CONFIG_FILE), self.description)
             self._run_config_written = True
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
@@ -154,7 +147,7 @@ class RunCheckpoint:
         """Start from a per-resolution model folder (its generator, EMA and discriminator), for gan_starting_size > 4."""
         import tensorflow as tf
         from deepzine.model.model_folder import CHECKPOINT_PREFIX, read_model_json
-        from deepzine.model.networks import Architecture
+        from deepzine.model.architecture import Architecture
         saved = read_model_json(folder)
         missing = {'generator', 'generator_ema', 'discriminator'} - set(saved.get('networks', []))
         if missing:

@@ -17,7 +17,7 @@ def gradient_penalty(discriminator, reals, fakes, epsilon, size, alpha, inner_lo
 
     The inner tape's target is the unreduced score vector (its gradient is the
     gradient of the sum): a `tf.reduce_sum` written after the inner `with`
-    block is not recorded by it and the gradient comes back None (NOTES.md).
+    block is not recorded by it and the gradient comes back None.
     Under float16 loss scaling the inner gradient can underflow, so it is taken
     of the scaled scores and divided back (`inner_loss_scale`, None: no scaling).
     """

@@ -13,6 +13,8 @@ The first resolution (4x4) has only a stable phase. A run that starts higher
 import dataclasses
 import math
 
+from deepzine.sizes import sizes_between
+
 FADE, STABLE = 'fade', 'stable'
 
 
@@ -48,10 +50,6 @@ class Phase:
         if not self.fading:
             return None
         return min(1.0, step / self.steps)
-
-
-def sizes_between(start_size, end_size):
-    return [2 ** level for level in range(int(math.log2(start_size)), int(math.log2(end_size)) + 1)]
 
 
 def batch_size_for(size, batch_size, batch_size_reduction_transition_size, reduced_batch_size, batch_sizes=None):

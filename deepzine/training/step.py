@@ -12,7 +12,8 @@ batch and each replica takes its slice, and every loss is averaged over the
 global batch (`tf.nn.compute_average_loss`), so N devices compute exactly the
 step one device would (except the minibatch-stddev groups, which are per device).
 XLA (`jit_compile`) wraps only the loss and gradient computation: applying
-gradients under a strategy inside XLA fails (NOTES.md).
+gradients under a strategy inside XLA fails (TensorFlow 2.21: the merge call
+of the optimizer cannot run in a compiled function), so XLA stays off that part.
 """
 
 import contextlib

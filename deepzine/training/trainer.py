@@ -18,8 +18,6 @@ import logging
 import math
 import os
 import secrets
-import signal
-import threading
 import time
 
 import numpy as np
@@ -27,6 +25,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from deepzine.parameters import ConfigError
+from deepzine.sizes import sizes_between
 from deepzine.training import checkpoints, schedule
 from deepzine.training.outputs import SAMPLE_GRID_IMAGES, TrainingOutputs, loss_line
 
@@ -40,19 +39,13 @@ class TrainingDiverged(ConfigError):
     """A loss became NaN or infinite: training stops, keeping the last good checkpoint (printed as one line)."""
 
 
-def _interrupt(signal_number, frame):
-    raise KeyboardInterrupt(f'signal {signal_number}')
-
-
 def train(stage, strategy=None):
     """Run or resume the training a TrainStage describes; `strategy` overrides the one chosen from gpu_num (tests).
 
-    SIGTERM (what `kill`, job schedulers and preemptible machines send) is
-    handled like Ctrl-C: the current step is saved before the process ends.
+    Ctrl-C and SIGTERM (turned into a KeyboardInterrupt by the CLI) save the
+    current step before the process ends.
     """
     from deepzine.data.store import PageStore
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     # TensorFlow logs every checkpoint write ("Sharding callback duration") and export detail at INFO level.
     quieted = {name: logging.getLogger(name).level for name in QUIETED_LOGGERS}
     for name in QUIETED_LOGGERS:
@@ -63,8 +56,6 @@ def train(stage, strategy=None):
     finally:
         for name, level in quieted.items():
             logging.getLogger(name).setLevel(level)
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous_handler)
 
 
 def effective_learning_rate(stage):
@@ -95,12 +86,12 @@ class Trainer:
     """One run of one TrainStage config against one open PageStore."""
 
     def __init__(self, stage, store, strategy=None):
-        from deepzine.model.networks import Architecture
+        from deepzine.model.architecture import Architecture
         from deepzine.training.devices import choose_strategy, cpu_has_bfloat16_units, is_chief, uses_gpu
         self.stage, self.store, self.config = stage, store, stage.config
         self.phases = schedule.phases_from_stage(stage)
         self.first_index = stage.first_phase_index(self.phases)
-        for size in schedule.sizes_between(stage.gan_starting_size, stage.gan_output_size):
+        for size in sizes_between(stage.gan_starting_size, stage.gan_output_size):
             store.require_size(size)
         self.architecture = self._fine_tuned_architecture() or Architecture.from_parameters(stage, store.channels)
         self.latest = checkpoints.latest_checkpoint(stage.log_dir)
@@ -119,7 +110,7 @@ class Trainer:
     def _fine_tuned_architecture(self):
         """The saved model's own architecture when fine-tuning one: it may be one no model key describes (legacy)."""
         from deepzine.model.model_folder import read_model_json
-        from deepzine.model.networks import Architecture
+        from deepzine.model.architecture import Architecture
         folder = self.stage.fine_tuning_folder()
         if folder is None:
             return None

@@ -1,6 +1,6 @@
 """A fake Internet Archive on 127.0.0.1 that speaks the wire protocol the real `internetarchive` client uses.
 
-Endpoints (as measured against internetarchive 5.12, see /work/shared/NOTES.md):
+Endpoints (as measured against the internetarchive 5.12 client):
 - POST /services/search/v1/scrape?q=...&fields=...&count=...&cursor=...: pages of
   {"items": [{"identifier": ...}], "count": n, "total": N, "cursor": "..."}, the last page without cursor.
 - GET /metadata/<identifier>: {"files": [{"name", "source", "format", "size" (a string), "md5", "mtime"}],
@@ -9,8 +9,10 @@ Endpoints (as measured against internetarchive 5.12, see /work/shared/NOTES.md):
 
 Faults are queued per (identifier, file name) - or (identifier, None) for the metadata - and each request
 takes the next one: '500' (server error), 'slow' (answers after `slow_sec`), 'truncate' (announces the full
-length, sends half, closes), 'corrupt' (right length, wrong bytes). Extra metadata entries can name files
-the server would never serve safely (e.g. '../evil.pdf'); `wrong_md5` items advertise a bad checksum.
+length, sends half, closes), 'corrupt' (right length, wrong bytes), 'stall' (announces the full length, sends
+half, then sends nothing more until the server stops: a transfer hung mid-body). `transfer_sec` makes every
+download take that long (half the body, a pause, the rest). Extra metadata entries can name files the server
+would never serve safely (e.g. '../evil.pdf'); `wrong_md5` items advertise a bad checksum.
 """
 
 import collections
@@ -23,12 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeArchive:
-    def __init__(self, collection, items, page_size=2, slow_sec=2.0):
+    def __init__(self, collection, items, page_size=2, slow_sec=2.0, transfer_sec=0.0):
         """items: {identifier: {file name: bytes}}; every item belongs to `collection`."""
         self.collection = collection
         self.items = {identifier: dict(files) for identifier, files in items.items()}
         self.page_size = page_size
         self.slow_sec = slow_sec
+        self.transfer_sec = transfer_sec
+        self._stopping = threading.Event()  # releases the stalled transfers
         self.faults = collections.defaultdict(list)
         self.advertised_md5 = {}  # (identifier, name) -> md5 to claim instead of the real one
         self.extra_listed_files = collections.defaultdict(list)  # identifier -> names listed but never served
@@ -62,6 +66,7 @@ class FakeArchive:
         return self
 
     def stop(self):
+        self._stopping.set()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -190,9 +195,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header('Content-Length', str(len(body)))
         self.send_header('Last-Modified', 'Fri, 14 Jul 2017 02:40:00 GMT')
         self.end_headers()
-        if fault == 'truncate':
+        if fault in ('truncate', 'stall') or self.fake.transfer_sec:
             self.wfile.write(body[:len(body) // 2])
             self.wfile.flush()
-            self.connection.shutdown(2)
-            return
+            if fault == 'truncate':
+                self.connection.shutdown(2)
+                return
+            if fault == 'stall':
+                self.fake._stopping.wait()
+                return
+            time.sleep(self.fake.transfer_sec)
+            body = body[len(body) // 2:]
         self.wfile.write(body)

@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepzine.data.squaring import background_colour, build_pyramid, halve, pyramid_sizes, square_page, to_mode
+from deepzine.data.squaring import background_colour, build_pyramid, halve, square_page, to_mode
+from deepzine.sizes import sizes_between
 
 
-def test_pyramid_sizes_run_from_4_to_the_output_size():
-    assert pyramid_sizes(64) == [4, 8, 16, 32, 64]
-    assert pyramid_sizes(4) == [4]
+def test_sizes_run_from_the_smallest_to_the_largest():
+    assert sizes_between(4, 64) == [4, 8, 16, 32, 64]
+    assert sizes_between(4, 4) == [4]
+    assert sizes_between(16, 8) == []
 
 
 def test_stretch_squashes_the_whole_page_into_the_square():

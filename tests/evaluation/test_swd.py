@@ -6,9 +6,9 @@ from tests.evaluation.pages import synthetic_pages
 
 
 def test_pyramid_goes_from_the_image_size_down_to_16_or_is_one_level_below():
-    assert swd.pyramid_sizes(64) == [64, 32, 16]
-    assert swd.pyramid_sizes(16) == [16]
-    assert swd.pyramid_sizes(8) == [8]
+    assert swd.level_sizes(64) == [64, 32, 16]
+    assert swd.level_sizes(16) == [16]
+    assert swd.level_sizes(8) == [8]
     assert [swd.patch_size_for(size) for size in (4, 8, 16, 1024)] == [3, 7, 7, 7]
 
 

@@ -17,7 +17,7 @@ from deepzine.model.model_folder import load_model_folder
 from deepzine.model.networks import Discriminator, Generator
 from deepzine.parameters import ConfigError
 
-LEGACY = pathlib.Path(__file__).parents[2].parent / 'shared' / 'legacy_deepzine'
+LEGACY = pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'legacy_deepzine'
 INDEX_ONLY_SIZES = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
 DEAD_VARIABLES = ['discriminator/dis_n_conv_2_4/w', 'discriminator/dis_n_conv_2_4/biases']
 TOLERANCE = 1e-4  # relative L2 error; the README of the fixtures expects well under it in float32

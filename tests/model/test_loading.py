@@ -7,7 +7,8 @@ import tensorflow as tf
 from deepzine.model.export import export_saved_model
 from deepzine.model.loading import PageGenerator, load_generator
 from deepzine.model.model_folder import save_model_folder
-from deepzine.model.networks import Architecture, build_networks
+from deepzine.model.architecture import Architecture
+from deepzine.model.networks import build_networks
 from deepzine.parameters import ConfigError
 
 ARCHITECTURE = Architecture(latent_size=8, channels=3, output_size=8, widths={4: 8, 8: 4})

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from deepzine.model.model_folder import load_model_folder, read_model_json, save_model_folder
-from deepzine.model.networks import Architecture, build_networks
+from deepzine.model.architecture import Architecture
+from deepzine.model.networks import build_networks
 from deepzine.parameters import ConfigError
 
 ARCHITECTURE = Architecture(latent_size=8, channels=1, output_size=8, widths={4: 8, 8: 4})

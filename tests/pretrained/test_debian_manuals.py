@@ -11,7 +11,7 @@ from PIL import Image
 
 from deepzine.model.loading import load_generator
 from deepzine.model.model_folder import read_model_json
-from deepzine.model.networks import filter_widths
+from deepzine.model.architecture import filter_widths
 from deepzine.parameters import load_yaml, resolve
 from deepzine.pipeline import parameter_table
 

@@ -1,4 +1,4 @@
-"""config_pretrained.yaml with pretrained_model: true on the ORIGINAL DeepZine 4x4 checkpoint (../shared/legacy_deepzine)."""
+"""config_pretrained.yaml with pretrained_model: true on the ORIGINAL DeepZine 4x4 checkpoint (tests/fixtures/legacy_deepzine)."""
 
 import os
 import pathlib
@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-ORIGINAL_4X4 = REPO_ROOT.parent / 'shared' / 'legacy_deepzine' / 'res4' / 'model.ckpt'
+ORIGINAL_4X4 = REPO_ROOT / 'tests' / 'fixtures' / 'legacy_deepzine' / 'res4' / 'model.ckpt'
 
 
 def test_the_original_pretrained_4x4_samples_pages_and_a_movie(tmp_path):

@@ -146,8 +146,9 @@ def test_a_training_run_folder_samples_with_its_ema_generator(build_stage, tmp_p
     """A native model folder whose generator and EMA generator differ: the pages must come from the EMA one."""
     import tensorflow as tf
 
+    from deepzine.model.architecture import Architecture
     from deepzine.model.model_folder import save_model_folder
-    from deepzine.model.networks import Architecture, build_networks
+    from deepzine.model.networks import build_networks
     architecture = Architecture(latent_size=LATENT_SIZE, channels=3, output_size=8, widths={4: 8, 8: 8})
     generator, generator_ema, _ = build_networks(architecture)
     for weight in generator_ema.weights:

@@ -13,7 +13,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from deepzine.model.networks import Architecture  # noqa: E402 (after the device setup)
+from deepzine.model.architecture import Architecture  # noqa: E402 (after the device setup)
 from deepzine.training.schedule import Phase  # noqa: E402
 from deepzine.training.step import StepSettings, StepState, build_training_models, make_phase_step  # noqa: E402
 

@@ -13,7 +13,7 @@ from deepzine.model.model_folder import load_model_folder
 from deepzine.parameters import ConfigError
 from tests.training.helpers import band_pages, make_stage, train_config, write_page_hdf5
 
-ORIGINAL_16 = pathlib.Path(__file__).resolve().parents[2].parent / 'shared' / 'legacy_deepzine' / 'res16'
+ORIGINAL_16 = pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'legacy_deepzine' / 'res16'
 LATENTS = np.random.default_rng(0).standard_normal((4, 128)).astype(np.float32)
 
 

@@ -83,23 +83,16 @@ def test_interrupted_and_killed_training_resumes_at_the_exact_step(band_hdf5, tm
     assert final == (8, 'stable', STEPS_PER_PHASE, 3 * STEPS_PER_PHASE)
 
 
-def test_sigterm_saves_like_ctrl_c(band_hdf5, tmp_path):
-    """What job schedulers and `kill` send: handled in-process here, the current step is saved before stopping."""
-    import threading
+def test_sigterm_saves_like_ctrl_c_and_exits_143(band_hdf5, tmp_path):
+    """What job schedulers and `kill` send: the current step is saved before stopping, exit code 128 + 15."""
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=100000,
                        model_save_interval_steps=10, model_loss_output_interval_steps=1000)
+    config_path = tmp_path / 'config.yaml'
+    config_path.write_text(yaml.safe_dump(raw))
     checkpoints = tmp_path / 'log' / 'checkpoints'
-
-    def terminate_after_first_checkpoint():
-        deadline = time.monotonic() + 60
-        while latest_number(checkpoints) == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=terminate_after_first_checkpoint, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        train(make_stage(raw))
+    process = start_training(config_path)
+    output = stop_when(process, checkpoints, lambda number: number >= 10, signal.SIGTERM)
+    assert process.returncode == 143, output[-2000:]
+    assert output.strip().splitlines()[-1].startswith('interrupted: stopped cleanly; re-run the same command')
     size, kind, step, global_step = checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
     assert (size, kind) == (4, 'stable') and step == global_step >= 10
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepzine.model.networks import Architecture
+from deepzine.model.architecture import Architecture
 from deepzine.training.schedule import Phase
 from deepzine.training.step import (StepSettings, StepState, build_training_models, make_phase_step,
                                     reset_optimizer)

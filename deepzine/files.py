@@ -1,0 +1,146 @@
+"""Writing outputs safely: under a temporary name beside the target, renamed when complete, readable by others.
+
+Every file and folder DeepZine writes goes through here, so a run killed at
+any instant leaves either the old complete output or the new complete one,
+never half of one, and a disk that fills up is reported as one line naming
+what was being written. Temporary names start with a dot and contain
+`.partial`, so folder listings (frames for a movie, page images) skip them and
+`remove_leftovers` finds them after a kill.
+
+Not `tempfile.mkstemp`/`mkdtemp`: they create mode 0600/0700, which the rename
+keeps, and outputs in a shared folder would be private to their writer.
+"""
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import shutil
+
+import yaml
+
+PARTIAL_MARK = '.partial'
+_OUT_OF_SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)}
+_OUT_OF_SPACE_TEXTS = ('no space left on device', 'disk quota exceeded', 'file too large')
+
+
+class OutOfSpace(Exception):
+    """The disk filled up while writing `path`: the CLI prints one line and exits 1; a re-run continues."""
+
+    def __init__(self, path, detail=''):
+        self.path = os.fspath(path)
+        super().__init__(f'disk full while writing {self.path}{f" ({detail})" if detail else ""}: free some space '
+                         f'on that disk and re-run the same command to continue')
+
+
+def is_out_of_space(error):
+    """True for an OSError with ENOSPC/EDQUOT, or any error whose message says so (TensorFlow, HDF5)."""
+    if isinstance(error, OSError) and error.errno in _OUT_OF_SPACE_ERRNOS:
+        return True
+    text = str(error).lower()
+    return any(marker in text for marker in _OUT_OF_SPACE_TEXTS)
+
+
+@contextlib.contextmanager
+def reporting_out_of_space(path):
+    """Turn a full disk inside the block into OutOfSpace(path)."""
+    try:
+        yield
+    except OutOfSpace:
+        raise
+    except Exception as error:
+        if is_out_of_space(error):
+            raise OutOfSpace(path) from None
+        raise
+
+
+def temporary_path_beside(path, suffix=''):
+    """A hidden, unique name in the folder of `path`, to write into before renaming to `path`."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f'.{name}{PARTIAL_MARK}-{os.getpid()}-{secrets.token_hex(4)}{suffix}')
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=''):
+    """Yield a temporary path beside `path`; when the block ends normally it is renamed to `path`.
+
+    For writers that want a file name (ffmpeg, Pillow, h5py). `suffix` keeps the
+    extension that some of them choose the format by. On any error the
+    temporary file is removed and the old `path`, if any, stays as it was.
+    """
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = temporary_path_beside(path, suffix)
+    try:
+        with reporting_out_of_space(path):
+            yield temporary
+            os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            _remove(temporary)
+
+
+def write_atomically(path, write_to_handle):
+    """Call write_to_handle(binary file) on a temporary file beside `path`, then rename it to `path`."""
+    with atomic_path(path) as temporary:
+        with open(temporary, 'xb') as handle:
+            write_to_handle(handle)
+    return path
+
+
+def write_text(path, text):
+    return write_atomically(path, lambda handle: handle.write(text.encode('utf-8')))
+
+
+def write_yaml(path, data):
+    return write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def write_json(path, data):
+    return write_text(path, json.dumps(data, indent=2, default=str) + '\n')
+
+
+@contextlib.contextmanager
+def staged_folder(folder):
+    """Yield an empty temporary folder beside `folder`; when the block ends normally it replaces `folder` whole.
+
+    Readers see the old folder or the new one, never a mix: the old one is moved
+    aside (to another temporary name), the new one renamed in, the old removed.
+    """
+    folder = os.path.abspath(folder)
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    staging = temporary_path_beside(folder)
+    os.mkdir(staging)
+    try:
+        with reporting_out_of_space(folder):
+            yield staging
+        if os.path.exists(folder):
+            retired = temporary_path_beside(folder, '-old')
+            os.replace(folder, retired)
+            os.replace(staging, folder)
+            _remove(retired)
+        else:
+            os.replace(staging, folder)
+    finally:
+        if os.path.lexists(staging):
+            _remove(staging)
+
+
+def remove_leftovers(folder):
+    """Delete what killed writers left in `folder` (hidden `.*.partial*` names); returns how many."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    leftovers = [name for name in names if name.startswith('.') and PARTIAL_MARK in name]
+    for name in leftovers:
+        _remove(os.path.join(folder, name))
+    return len(leftovers)

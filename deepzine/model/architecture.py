@@ -1,0 +1,67 @@
+"""What fixes the shapes and arithmetic of a generator/discriminator pair: the `Architecture`, and the filter widths.
+
+Pure Python, no TensorFlow: the dry-run, the cost estimate and the checks
+before any work build it without loading a framework. A run saves it in every
+model folder (`model.json`), so sampling never needs the model keys again.
+"""
+
+import dataclasses
+import json
+
+from deepzine.sizes import sizes_between
+
+
+def filter_widths(output_size, max_filter, min_filter, filter_num_reduction_transition_size):
+    """Filters per resolution: max_filter up to the transition size, halved at each doubling above it, floored."""
+    widths = {}
+    for size in sizes_between(4, output_size):
+        halvings = 0
+        while filter_num_reduction_transition_size << halvings < size:
+            halvings += 1
+        widths[size] = max(min_filter, max_filter >> halvings)
+    return widths
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """Everything that fixes the shapes and the arithmetic of a generator/discriminator pair."""
+    latent_size: int
+    channels: int
+    output_size: int
+    widths: dict                      # {size: filters} for every size 4..output_size
+    equalized_learning_rate: bool = True
+    normalize_latent: bool = True     # pixel-norm the latent first (paper); the original DeepZine did not
+    minibatch_group_size: int = 4     # 0: the whole batch is one group (the original DeepZine)
+    rgb_sizes: tuple = None           # sizes that have toRGB/fromRGB layers; None: all
+
+    def __post_init__(self):
+        object.__setattr__(self, 'widths', {int(size): int(width) for size, width in self.widths.items()})
+        rgb_sizes = tuple(self.rgb_sizes) if self.rgb_sizes else tuple(self.sizes)
+        object.__setattr__(self, 'rgb_sizes', rgb_sizes)
+        missing = [size for size in self.sizes if size not in self.widths]
+        if missing:
+            raise ValueError(f'architecture has no width for sizes {missing}')
+
+    def __hash__(self):  # widths is a dict: hash its items, so plans holding an Architecture stay hashable
+        return hash((self.latent_size, self.channels, self.output_size, tuple(sorted(self.widths.items())),
+                     self.equalized_learning_rate, self.normalize_latent, self.minibatch_group_size, self.rgb_sizes))
+
+    @property
+    def sizes(self):
+        return sizes_between(4, self.output_size)
+
+    def to_json(self):
+        data = dataclasses.asdict(self)
+        data['widths'] = {str(size): width for size, width in self.widths.items()}
+        data['rgb_sizes'] = list(self.rgb_sizes)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_parameters(cls, parameters, channels, output_size=None):
+        """From an object holding the ModelParameters keys (deepzine.parameter_groups) and the data's channel count."""
+        output_size = output_size or parameters.gan_output_size
+        widths = filter_widths(output_size, parameters.max_filter, parameters.min_filter,
+                               parameters.filter_num_reduction_transition_size)
+        return cls(latent_size=parameters.latent_size, channels=channels, output_size=output_size, widths=widths,
+                   equalized_learning_rate=parameters.equalized_learning_rate,
+                   minibatch_group_size=parameters.minibatch_group_size)
