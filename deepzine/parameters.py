@@ -98,7 +98,13 @@ def _to_str(value):
 
 
 def _to_path(value):
+    """Paths are made absolute once, from the folder the command runs in (as the original DeepZine read them)."""
     return os.path.abspath(os.path.expandvars(os.path.expanduser(_to_str(value))))
+
+
+def where_relative_paths_start():
+    """For messages about a missing file: relative paths in a config are read from the current folder."""
+    return f"relative paths in a config are read from the folder you run in, {os.getcwd()}"
 
 
 def _to_list(value):
@@ -207,13 +213,35 @@ def resolve(raw, table):
             for name, parameter in table.items()}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is written twice (lines {first_line[key]} and {line}); keep one",
+                    key_node.start_mark)
+            first_line.setdefault(key, line)
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(path):
-    """Read a config file with yaml.safe_load; a missing or malformed file is a ConfigError naming it."""
+    """Read a config file safely (no Python objects, no repeated keys); any problem is a ConfigError naming the file."""
     try:
         with open(path, encoding='utf-8') as handle:
-            return yaml.safe_load(handle)
+            return yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise ConfigError(f'config file not found: {path}') from None
+    except IsADirectoryError:
+        raise ConfigError(f'{path}: is a folder; give the YAML config file') from None
+    except UnicodeDecodeError:
+        raise ConfigError(f'{path}: not a text file (not UTF-8); give a YAML config such as config.yaml') from None
+    except OSError as error:
+        raise ConfigError(f'{path}: cannot be read ({error.strerror})') from None
     except yaml.YAMLError as error:
         mark = getattr(error, 'problem_mark', None)
         where = f' line {mark.line + 1}' if mark else ''
@@ -231,12 +259,53 @@ def parse_override(text):
         return key.strip(), value
 
 
+def _help_with_choices(parameter):
+    if parameter.choices:
+        return f'{parameter.help} ({" | ".join(map(str, parameter.choices))})'
+    return parameter.help
+
+
 def describe(table):
-    """Markdown table of every parameter: name, default, help with choices; used by --list-params and the README."""
+    """Markdown table of every parameter: name, default, help with choices; the README's config reference."""
     lines = ['| key | default | meaning |', '| --- | --- | --- |']
     for name, parameter in table.items():
-        help_text = parameter.help
-        if parameter.choices:
-            help_text += f' ({" | ".join(map(str, parameter.choices))})'
-        lines.append(f'| `{name}` | `{parameter.describe_default()}` | {help_text} |')
+        lines.append(f'| `{name}` | `{parameter.describe_default()}` | {_help_with_choices(parameter)} |')
     return '\n'.join(lines)
+
+
+def describe_for_terminal(table, word=None, width=100):
+    """Every parameter (or those whose name or help contains `word`) as wrapped text, for --list-params."""
+    import textwrap
+    lines = []
+    for name, parameter in table.items():
+        help_text = _help_with_choices(parameter)
+        if word and word.lower() not in f'{name} {help_text}'.lower():
+            continue
+        lines.append(f'{name}: {parameter.describe_default()}')
+        lines += textwrap.wrap(help_text, width=width, initial_indent='    ', subsequent_indent='    ')
+    return '\n'.join(lines)
+
+
+def describe_as_yaml(sections, values=None, header=''):
+    """A complete config: every key under its section's title, its help as a comment above it, a value each.
+
+    sections: [(title, [Parameter, ...])]; values: {key: value} to write instead
+    of the defaults (the comment then names the default). `deepzine params
+    --yaml` prints it; config.yaml is it with the stages switched on.
+    """
+    import textwrap
+    values = values or {}
+    rule = '# ' + '=' * 98
+    lines = [header.rstrip()] if header else []
+    for title, parameters in sections:
+        lines += ['', rule, f'# {title}', rule]
+        for parameter in parameters:
+            help_text = _help_with_choices(parameter)
+            value = values.get(parameter.name, parameter.default)
+            if value != parameter.default:
+                help_text += f' (default: {parameter.describe_default()})'
+            lines.append('')
+            lines += textwrap.wrap(help_text, width=100, initial_indent='# ', subsequent_indent='# ')
+            text = yaml.safe_dump({parameter.name: value}, default_flow_style=True, width=1000).strip()
+            lines.append(text[1:-1] if text.startswith('{') else text)
+    return '\n'.join(lines).lstrip('\n') + '\n'

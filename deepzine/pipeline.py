@@ -1,28 +1,23 @@
-"""The stage order, and the run: resolve the config, check every enabled stage, then run them in order.
+"""The stage order, and the run: resolve the config, check every enabled stage into a plan, then run the plans in order.
 
 Each stage reads only files an earlier stage (or an earlier run) wrote, so any
-stage can be re-run alone by switching the others off.
+stage can be re-run alone by switching the others off. Nothing is written
+before every enabled stage has been checked.
 """
 
 import contextlib
+import dataclasses
 import logging
 import os
 
 import yaml
 
+from deepzine import compat
 from deepzine.files import write_yaml
+from deepzine.parameter_groups import RunParameters
 from deepzine.parameters import ConfigError, registry, resolve
 
 log = logging.getLogger(__name__)
-
-# Keys the original DeepZine accepted that no longer mean anything: accepted with a warning, so old configs run.
-RETIRED_KEYS = {
-    'preload_resized_data': 'pages are always streamed from the HDF5',
-    'starting_depth': 'use gan_starting_size',
-    'progressive_depth': 'use gan_output_size',
-    'batch_size_reduction_transition_depth': 'use batch_size_reduction_transition_size',
-    'filter_num_reduction_transition_depth': 'use filter_num_reduction_transition_size',
-}
 
 
 def stage_classes():
@@ -36,55 +31,71 @@ def stage_classes():
 
 
 def parameter_table(classes=None):
-    return registry(classes or stage_classes())
+    """Every key a config may hold, in the order config.yaml lists them."""
+    return registry([RunParameters] + list(classes or stage_classes()))
 
 
-def drop_retired_keys(raw):
-    raw = dict(raw or {})
-    for key in [key for key in raw if key in RETIRED_KEYS]:
-        log.warning('config key %s is retired and ignored: %s', key, RETIRED_KEYS[key])
-        del raw[key]
-    return raw
+def parameter_sections():
+    """[(title, [Parameter, ...])]: the run's keys, then each stage's keys not listed before it, in run order."""
+    sections, listed = [], set()
+    for group in [RunParameters] + stage_classes():
+        title = 'The whole run' if group is RunParameters else f'{group.toggle}: {group.summary}'
+        declared = group.declared()
+        toggle = [declared[group.toggle]] if group is not RunParameters else []
+        fresh = toggle + [parameter for name, parameter in declared.items()
+                          if name not in listed and parameter not in toggle]
+        listed.update(parameter.name for parameter in fresh)
+        sections.append((title, fresh))
+    return sections
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """A checked config: the resolved values and, in run order, each enabled stage with its plan."""
+    config: dict
+    steps: tuple  # ((stage, plan), ...)
+
+
+def resolve_config(raw, classes=None):
+    """YAML mapping (+ --set overrides) -> the complete, checked config; original keys translated or retired."""
+    return resolve(compat.translate(raw), parameter_table(classes))
 
 
 def prepare(raw, classes=None):
-    """YAML mapping -> (resolved config, enabled stage objects), every check done, nothing written."""
-    classes = classes or stage_classes()
-    config = resolve(drop_retired_keys(raw), registry(classes))
+    """YAML mapping -> PreparedRun: every enabled stage checked into its plan, nothing written."""
+    classes = list(classes or stage_classes())
+    config = resolve_config(raw, classes)
     stages = [stage_class(config) for stage_class in classes if config[stage_class.toggle]]
     if not stages:
         toggles = ', '.join(stage_class.toggle for stage_class in classes)
         raise ConfigError(f'no stage is switched on: set at least one of {toggles} to true')
-    for index, stage in enumerate(stages):
-        stage.earlier_stages = tuple(earlier.toggle for earlier in stages[:index])
-        stage.validate()
-    return config, stages
+    plans = {}
+    for stage in stages:
+        plans[stage.toggle] = stage.validate(dict(plans))
+    return PreparedRun(config, tuple((stage, plans[stage.toggle]) for stage in stages))
 
 
-def describe_plan(config, stages):
+def describe_plan(prepared):
     lines = ['Resolved config:']
-    lines += ['  ' + line for line in yaml.safe_dump(config, sort_keys=False).splitlines()]
+    lines += ['  ' + line for line in yaml.safe_dump(prepared.config, sort_keys=False).splitlines()]
     lines.append('Plan:')
-    for number, stage in enumerate(stages, 1):
+    for number, (stage, plan) in enumerate(prepared.steps, 1):
         lines.append(f'  {number}. {stage.toggle}')
-        lines += ['     ' + line for line in stage.plan()]
-        if stage.output_directory():
-            lines.append(f'     resolved config -> {os.path.join(stage.output_directory(), "config.yaml")}')
+        lines += ['     ' + line for line in stage.describe(plan)]
+        settings_path, log_path = stage.saved_files(plan)
+        if settings_path:
+            lines.append(f'     its settings -> {settings_path}; its log -> {log_path}')
     return '\n'.join(lines)
 
 
-def write_resolved_config(config, folder):
-    """Save the config a stage ran with as folder/config.yaml (temp file + rename), for later runs to reload."""
-    write_yaml(os.path.join(folder, 'config.yaml'), config)
-
-
 @contextlib.contextmanager
-def log_file(folder, name):
-    """Append the log lines of a stage to folder/<name>.log too: a resumed run's history stays in one file."""
-    if not folder:
+def log_file(path):
+    """Append the log lines of a stage to `path` too: a resumed run's history stays in one file."""
+    if not path:
         yield
         return
-    handler = logging.FileHandler(os.path.join(folder, f'{name}.log'), encoding='utf-8')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handler = logging.FileHandler(path, encoding='utf-8')
     handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s', '%Y-%m-%d %H:%M:%S'))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -95,11 +106,12 @@ def log_file(folder, name):
         handler.close()
 
 
-def run(config, stages):
-    for stage in stages:
-        if stage.output_directory():
-            write_resolved_config(config, stage.output_directory())
-        with log_file(stage.output_directory(), stage.toggle):
+def run(prepared):
+    for stage, plan in prepared.steps:
+        settings_path, log_path = stage.saved_files(plan)
+        if settings_path:
+            write_yaml(settings_path, {stage.toggle: True, **stage.settings()})
+        with log_file(log_path):
             log.info('stage %s: starting', stage.toggle)
-            stage.run()
+            stage.run(plan)
             log.info('stage %s: done', stage.toggle)

@@ -1,32 +1,54 @@
-"""The base class of a pipeline stage: its toggle key, its checks, its plan for --dry-run, and its work."""
+"""The base class of a pipeline stage: its toggle key, its checks that produce a plan, and its work on that plan."""
 
-from deepzine.parameters import Parameter, Parameters
+import os
+
+from deepzine.parameters import Parameters
 
 
 class Stage(Parameters):
     """One step of `python wrapper.py config.yaml`, switched on by the bool parameter named by `toggle`.
 
-    Subclasses declare their own parameters (and inherit shared groups from
-    `deepzine.parameter_groups`); the constructor fills them from the resolved config.
-    Heavy imports (TensorFlow, h5py) belong inside `run`, so `--dry-run` and
-    `--list-params` stay instant.
+    Subclasses declare their parameters (inheriting shared groups from
+    `deepzine.parameter_groups`); the constructor fills exactly those from the
+    resolved config, so a stage cannot read a key it does not declare.
+
+    `validate(earlier)` checks everything that can be checked before work and
+    works out what follows from the keys (architecture, phases, the model's
+    location, ...) once, into a small frozen plan; `describe(plan)` prints it
+    for --dry-run; `run(plan)` does the work from the plan alone. `earlier`
+    maps the toggles of the stages that run before this one in the same run to
+    their plans, so a stage can check what an earlier stage will write (a page
+    file not written yet, a model not trained yet).
+
+    Heavy imports (TensorFlow, h5py) belong inside `run` and the modules it
+    calls, so `--dry-run` and `--list-params` stay quick.
     """
 
     toggle = None  # e.g. 'load_data'
-    earlier_stages = ()  # toggles of the stages that run before this one in the same run (set by the pipeline)
+    summary = ''   # what the stage does, in a few words (config.yaml's section titles)
 
-    random_seed = Parameter(None, 'int', 'seed for every random choice (latents, shuffling); None draws a fresh one')
-
-    def validate(self):
-        """Cross-key checks that need more than one value; raise ConfigError. Runs before any stage does work."""
-
-    def plan(self):
-        """Lines describing what `run` would do and where it writes, for --dry-run."""
-        return []
-
-    def output_directory(self):
-        """The folder this stage writes into; the resolved config is saved there as config.yaml (None: nowhere)."""
+    def validate(self, earlier):
+        """Cross-key and file checks (raise ConfigError); returns the plan `run` receives. Writes nothing."""
         return None
 
-    def run(self):
+    def describe(self, plan):
+        """Lines describing what `run(plan)` would do and where it writes, for --dry-run."""
+        return []
+
+    def output_directory(self, plan):
+        """The folder this stage writes into; its settings and log are kept there (None: nowhere)."""
+        return None
+
+    def saved_files(self, plan):
+        """(settings YAML, log file) this stage keeps in its output folder, or (None, None)."""
+        folder = self.output_directory(plan)
+        if not folder:
+            return None, None
+        return os.path.join(folder, f'{self.toggle}_config.yaml'), os.path.join(folder, f'{self.toggle}.log')
+
+    def settings(self):
+        """The values of every key this stage declares: saved next to its outputs and in its checkpoints."""
+        return {name: getattr(self, name) for name in self.declared()}
+
+    def run(self, plan):
         raise NotImplementedError

@@ -16,14 +16,17 @@ class FirstStage(Stage):
     first = Parameter(False, 'bool', 'run the first stage')
     first_output = Parameter(None, 'path', 'where the first stage writes')
 
-    def output_directory(self):
+    def validate(self, earlier):
+        return {'writes': self.first_output}
+
+    def output_directory(self, plan):
         return self.first_output
 
-    def plan(self):
-        return [f'writes {self.first_output}']
+    def describe(self, plan):
+        return [f'writes {plan["writes"]}']
 
-    def run(self):
-        CALLS.append(('first', os.path.exists(os.path.join(self.first_output, 'config.yaml'))))
+    def run(self, plan):
+        CALLS.append(('first', os.path.exists(os.path.join(self.first_output, 'first_config.yaml'))))
         logging.getLogger('first').info('first stage working')
 
 
@@ -32,12 +35,13 @@ class SecondStage(Stage):
     second = Parameter(False, 'bool', 'run the second stage')
     second_count = Parameter(1, 'int', 'how many')
 
-    def validate(self):
+    def validate(self, earlier):
         if self.second_count > 3:
             raise ConfigError(f'second_count={self.second_count}: at most 3')
+        return {'count': self.second_count, 'after': sorted(earlier)}
 
-    def run(self):
-        CALLS.append(('second', self.second_count))
+    def run(self, plan):
+        CALLS.append(('second', plan['count'], plan['after']))
 
 
 CLASSES = [FirstStage, SecondStage]
@@ -48,19 +52,19 @@ def clear_calls():
     CALLS.clear()
 
 
-def test_toggles_choose_the_stages_and_they_run_in_pipeline_order(tmp_path):
-    config, stages = pipeline.prepare({'second': True, 'first': True, 'first_output': str(tmp_path / 'out')}, CLASSES)
-    assert [stage.toggle for stage in stages] == ['first', 'second']
-    pipeline.run(config, stages)
-    assert CALLS == [('first', True), ('second', 1)]
-    saved = yaml.safe_load((tmp_path / 'out' / 'config.yaml').read_text())
-    assert saved == config
+def test_toggles_choose_the_stages_and_they_run_in_pipeline_order_with_the_earlier_plans(tmp_path):
+    prepared = pipeline.prepare({'second': True, 'first': True, 'first_output': str(tmp_path / 'out')}, CLASSES)
+    assert [stage.toggle for stage, _ in prepared.steps] == ['first', 'second']
+    pipeline.run(prepared)
+    assert CALLS == [('first', True), ('second', 1, ['first'])]
+    saved = yaml.safe_load((tmp_path / 'out' / 'first_config.yaml').read_text())
+    assert saved == {'first': True, 'first_output': str(tmp_path / 'out')}  # the stage's own keys
 
 
 def test_each_run_appends_its_log_lines_to_the_stage_folder(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     for _ in range(2):
-        pipeline.run(*pipeline.prepare({'first': True, 'first_output': str(tmp_path)}, CLASSES))
+        pipeline.run(pipeline.prepare({'first': True, 'first_output': str(tmp_path)}, CLASSES))
     lines = (tmp_path / 'first.log').read_text().splitlines()
     assert [line.split(' ', 3)[3] for line in lines] == ['stage first: starting', 'first stage working',
                                                          'stage first: done'] * 2
@@ -69,9 +73,8 @@ def test_each_run_appends_its_log_lines_to_the_stage_folder(tmp_path, caplog):
 
 
 def test_a_stage_switched_off_does_not_run(tmp_path):
-    config, stages = pipeline.prepare({'second': True}, CLASSES)
-    pipeline.run(config, stages)
-    assert CALLS == [('second', 1)]
+    pipeline.run(pipeline.prepare({'second': True}, CLASSES))
+    assert CALLS == [('second', 1, [])]
 
 
 def test_no_stage_switched_on_is_an_error():
@@ -91,13 +94,14 @@ def test_a_disabled_stage_is_not_validated():
 
 
 def test_retired_original_keys_are_accepted_with_a_warning(caplog):
-    config, _ = pipeline.prepare({'second': True, 'preload_resized_data': True}, CLASSES)
-    assert 'preload_resized_data' not in config
-    assert 'preload_resized_data is retired' in caplog.text
+    prepared = pipeline.prepare({'second': True, 'preload_resized_data': True}, CLASSES)
+    assert 'preload_resized_data' not in prepared.config
+    assert 'preload_resized_data (original DeepZine) is ignored' in caplog.text
 
 
 def test_plan_names_the_stages_and_where_they_write(tmp_path):
-    config, stages = pipeline.prepare({'first': True, 'first_output': str(tmp_path / 'out')}, CLASSES)
-    text = pipeline.describe_plan(config, stages)
+    prepared = pipeline.prepare({'first': True, 'first_output': str(tmp_path / 'out')}, CLASSES)
+    text = pipeline.describe_plan(prepared)
     assert '1. first' in text and f'writes {tmp_path / "out"}' in text and 'second_count: 1' in text
+    assert f'its settings -> {tmp_path / "out" / "first_config.yaml"}' in text
     assert not (tmp_path / 'out').exists()

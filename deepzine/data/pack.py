@@ -12,6 +12,16 @@ bottleneck.
 Processes, not threads: PDFium is not thread-safe, and Python-level squaring
 would serialise on the GIL. 'spawn' because forking a process that may
 already hold TensorFlow or HTTP threads can deadlock.
+
+Stopping (Ctrl-C, SIGTERM: a KeyboardInterrupt in the main process) ends the
+workers at once instead of letting them finish the queue: the main process
+terminates them (SIGTERM kills even a worker busy inside PDFium; SIGKILL
+follows if one lingers), and the writer keeps every document it committed.
+A terminal's Ctrl-C also reaches the workers (same process group); they do
+not act on it, so they print no tracebacks and how they end stays the main
+process's decision. And they end with the main process however it ends
+(SIGKILL, the out-of-memory killer, a second Ctrl-C that exits at once):
+an orphaned worker would otherwise finish its chunk, or hang on a bad PDF.
 """
 
 import collections
@@ -20,6 +30,9 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
+import threading
+import time
 import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +44,7 @@ logger = logging.getLogger(__name__)
 _MAX_PAGES_PER_CHUNK = 16
 _MAX_CHUNK_BYTES = 64 * 2 ** 20
 _LETTER_INCHES = (8.5, 11.0)
+_TERMINATE_GRACE_SEC = 1.0  # how long a terminated worker may take to die before it is killed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +108,28 @@ def _reason_category(reason):
 
 
 # --- worker-side functions (must be top-level to be sent to spawned processes) ---------------------------
+
+def _start_worker():
+    """Worker initializer: Ctrl-C does nothing here, and the worker ends with the main process (module docstring).
+
+    A handler that returns, not SIG_IGN: an ignored signal stays ignored in
+    the programs a worker starts (pdftoppm, Ghostscript), and those should
+    still stop on a terminal's Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, _do_nothing)
+    threading.Thread(target=_exit_with_parent, name='exit-with-parent', daemon=True).start()
+
+
+def _do_nothing(signal_number, frame):
+    pass
+
+
+def _exit_with_parent():
+    # The parent's sentinel (a pipe) becomes readable when the parent is gone, whatever ended it; this thread
+    # runs even while the main thread is inside PDFium, which releases the GIL.
+    multiprocessing.parent_process().join()
+    os._exit(1)
+
 
 def count_document(path, program):
     """(page count, None) or (0, reason)."""
@@ -178,13 +214,17 @@ class _Workers:
     def _new(self):
         if self.count == 1:
             return _InlineExecutor()
-        executor = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context('spawn'))
+        executor = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context('spawn'),
+                                       initializer=_start_worker)
         try:
             executor.submit(os.getpid).result()
         except BrokenProcessPool:
             raise RuntimeError('conversion worker processes could not start; when load_data is called from your own '
                                "script, put the call under if __name__ == '__main__': (spawned workers import it), "
                                'or set conversion_workers: 1') from None
+        except BaseException:
+            _terminate(executor)
+            raise
         return executor
 
     def restart(self):
@@ -192,7 +232,17 @@ class _Workers:
         self.executor = self._new()
 
     def close(self):
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """After the last result: the idle workers exit."""
+        try:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        except BaseException:
+            self.terminate()
+            raise
+
+    def terminate(self):
+        """Stop now: queued calls are dropped and the workers ended, whatever they are doing."""
+        if not isinstance(self.executor, _InlineExecutor):
+            _terminate(self.executor)
 
     def in_order(self, function, calls, crashed):
         """Yield (arguments, result) for each call, in order, with a bounded queue ahead.
@@ -225,6 +275,20 @@ class _Workers:
             yield arguments, result
 
 
+def _terminate(executor):
+    """End a process pool's workers now (Python 3.14's terminate_workers(), for the versions before it)."""
+    processes = list((executor._processes or {}).values())  # private, but the pool offers no other handle
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + _TERMINATE_GRACE_SEC
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def _chunks(document, page_count, settings):
     step = pages_per_chunk(settings)
     for first_page in range(1, page_count + 1, step):
@@ -252,6 +316,8 @@ def pack_documents(documents, writer, settings, workers=1, progress=True):
     summary.documents_already_done = len(documents) - len(todo)
     if not todo:
         return summary
+    logger.info('packing %d documents (%d already in the page file) with %d worker process%s', len(todo),
+                summary.documents_already_done, workers, '' if workers == 1 else 'es')
     pool = _Workers(workers)
     try:
         readable = []
@@ -267,8 +333,13 @@ def pack_documents(documents, writer, settings, workers=1, progress=True):
                     readable.append((document, count))
         with tqdm(total=sum(count for _, count in readable), desc='rasterize', unit='page', disable=not progress) as bar:
             _write_in_order(readable, writer, settings, pool, summary, bar)
-    finally:
-        pool.close()
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt):
+            logger.info('rasterizing stopped: ending the worker processes; the documents committed so far stay '
+                        'and a re-run packs only the others')
+        pool.terminate()  # what the workers are doing would be thrown away: end them now
+        raise
+    pool.close()
     return summary
 
 

@@ -4,6 +4,7 @@ Heavy libraries (h5py, pypdfium2, internetarchive) are imported inside `run`
 and the modules it calls, so `--dry-run` and `--list-params` stay instant.
 """
 
+import dataclasses
 import logging
 import math
 import os
@@ -11,7 +12,7 @@ import re
 import sys
 
 from deepzine.parameter_groups import DataFileParameters
-from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two
+from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two, where_relative_paths_start
 from deepzine.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,13 @@ def automatic_dpi(output_size):
     return max(100, math.ceil(2 * output_size / 8.5))
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadDataPlan:
+    """What later stages of the same run may rely on: the page file this stage writes (and the keys it ran with)."""
+    page_file: object             # deepzine.data.store.PageFileFacts (page_count unknown until it has run)
+    settings: dict
+
+
 def _at_most_2400(value):
     if value is not None and not 0 < value <= 2400:
         return 'must be between 1 and 2400 dots per inch'
@@ -31,6 +39,7 @@ def _at_most_2400(value):
 
 class LoadDataStage(Stage, DataFileParameters):
     toggle = 'load_data'
+    summary = 'documents -> pages -> one multi-resolution HDF5'
 
     load_data = Parameter(False, 'bool', 'run the load_data stage: fetch or find documents and pack their pages into data_hdf5')
     data_source = Parameter('internetarchive', 'str', 'where pages come from: an Internet Archive collection (downloaded to pdf_directory), '
@@ -48,9 +57,6 @@ class LoadDataStage(Stage, DataFileParameters):
     internetarchive_secure = Parameter(True, 'bool', 'use https to reach internetarchive_host')
     pdf_num = Parameter(1000, 'int', 'at most this many items are downloaded (0: the whole collection); 1000 items '
                         'give tens of thousands of pages, plenty for a first model', check=non_negative)
-    download_pdf = Parameter(True, 'bool', '(original key) false: no network, use the PDFs already in pdf_directory')
-    convert_pdf = Parameter(True, 'bool', '(original key) false: skip PDFs and pack the page images in image_directory '
-                            '(the same as data_source: image_directory)')
     skip_bw_pdfs = Parameter(True, 'bool', "skip '<name>_bw.pdf' files: the archive's black-and-white copies of the same scans")
     download_workers = Parameter(4, 'int', 'items downloaded at once (be gentle with the archive)', check=positive)
     download_retries = Parameter(5, 'int', 'retries per file after a server error, time-out or bad checksum, '
@@ -75,16 +81,7 @@ class LoadDataStage(Stage, DataFileParameters):
                                 'HDF5 tool), lzf (faster to write, larger) or none', choices=('none', 'gzip', 'lzf'))
     overwrite = Parameter(False, 'bool', 'rebuild data_hdf5 from scratch; false adds only documents not yet in it')
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.config = dict(config)
-
     # --- derived values -------------------------------------------------------------------------------
-
-    @property
-    def source(self):
-        """internetarchive | pdf_directory | image_directory, after the original's convert_pdf key."""
-        return 'image_directory' if not self.convert_pdf else self.data_source
 
     @property
     def resolved_dpi(self):
@@ -96,21 +93,19 @@ class LoadDataStage(Stage, DataFileParameters):
             return self.conversion_workers
         return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
-    @property
-    def downloads(self):
-        return self.source == 'internetarchive' and self.download_pdf
-
     def schema(self):
         """The settings that fix what a stored page looks like (see deepzine.data.writer.SCHEMA_KEYS)."""
-        images = self.source == 'image_directory'
+        images = self.data_source == 'image_directory'
         return {'output_size': self.data_output_size, 'channels': self.channels, 'square_mode': self.square_mode,
                 'pdf_dpi': 0 if images else self.resolved_dpi,
                 'pdf_conversion_program': 'image files' if images else self.pdf_conversion_program}
 
     # --- Stage interface ------------------------------------------------------------------------------
 
-    def validate(self):
-        if self.downloads:
+    def validate(self, earlier):
+        from deepzine.data.store import PageFileFacts
+        from deepzine.sizes import sizes_between
+        if self.data_source == 'internetarchive':
             collection = self.internetarchive_collection
             if not collection or not _COLLECTION_PATTERN.fullmatch(collection):
                 raise ConfigError(f'internetarchive_collection={collection!r}: must be a collection identifier '
@@ -118,21 +113,22 @@ class LoadDataStage(Stage, DataFileParameters):
             if '://' in self.internetarchive_host or '/' in self.internetarchive_host or not self.internetarchive_host:
                 raise ConfigError(f'internetarchive_host={self.internetarchive_host!r}: give host[:port] only, e.g. '
                                   'archive.org or 127.0.0.1:8000 (internetarchive_secure chooses https or http)')
-        elif self.source == 'pdf_directory' or self.source == 'internetarchive':
+        elif self.data_source == 'pdf_directory':
             if not os.path.isdir(self.pdf_directory):
-                raise ConfigError(f'pdf_directory={self.pdf_directory}: folder not found (download_pdf is false, '
-                                  'so the PDFs must already be there)')
-        if self.source == 'image_directory':
-            if not self.image_directory or not os.path.isdir(self.image_directory):
-                why = 'data_source is image_directory' if self.convert_pdf else 'convert_pdf is false'
-                raise ConfigError(f'image_directory={self.image_directory}: folder not found ({why}, so the '
-                                  'page images must already be there)')
-            if self.keep_page_images:
-                raise ConfigError('keep_page_images=true: only PDFs are rendered; the pages already are images '
-                                  f'in image_directory={self.image_directory}')
+                raise ConfigError(f'pdf_directory={self.pdf_directory}: folder not found (data_source is pdf_directory, '
+                                  f'so the PDFs must already be there; {where_relative_paths_start()})')
+        elif not self.image_directory or not os.path.isdir(self.image_directory):
+            raise ConfigError(f'image_directory={self.image_directory}: folder not found (data_source is '
+                              f'image_directory, so the page images must already be there; {where_relative_paths_start()})')
+        if self.keep_page_images and self.data_source == 'image_directory':
+            raise ConfigError('keep_page_images=true: only PDFs are rendered; the pages already are images '
+                              f'in image_directory={self.image_directory}')
         if self.keep_page_images and not self.image_directory:
             raise ConfigError('keep_page_images=true: set image_directory to the folder for the page images')
         self._check_existing_file()
+        return LoadDataPlan(page_file=PageFileFacts(self.data_hdf5, tuple(sizes_between(4, self.data_output_size)),
+                                                    self.channels),
+                            settings=self.settings())
 
     def _check_existing_file(self):
         """Refuse to add pages to a finished file made with other settings, before any download starts."""
@@ -142,16 +138,16 @@ class LoadDataStage(Stage, DataFileParameters):
         from deepzine.data.writer import read_finished_documents
         read_finished_documents(self.data_hdf5, self.schema())
 
-    def plan(self):
+    def describe(self, plan):
         lines = []
-        if self.downloads:
+        if self.data_source == 'internetarchive':
             query = f' {self.internetarchive_query}' if self.internetarchive_query else ''
             scheme = 'https' if self.internetarchive_secure else 'http'
             lines.append(f'download the PDFs of up to {self.pdf_num or "all"} items matching "collection:'
                          f'{self.internetarchive_collection}{query}" from {scheme}://{self.internetarchive_host} into '
                          f'{self.pdf_directory}/<identifier>/ ({self.download_workers} at once'
                          + (', _bw.pdf copies skipped)' if self.skip_bw_pdfs else ')'))
-        if self.source == 'image_directory':
+        if self.data_source == 'image_directory':
             lines.append(f'pack every png/jpg/tif under {self.image_directory}')
         else:
             lines.append(f'rasterize every PDF under {self.pdf_directory} with {self.pdf_conversion_program} at '
@@ -171,10 +167,15 @@ class LoadDataStage(Stage, DataFileParameters):
             return 'rebuild it from scratch (overwrite: true)' if self.overwrite else 'add only documents not yet in it'
         return 'new file'
 
-    def output_directory(self):
-        return None  # the resolved config is stored inside the HDF5 file (attribute `config`)
+    def output_directory(self, plan):
+        return os.path.dirname(self.data_hdf5)
 
-    def run(self):
+    def saved_files(self, plan):
+        """<page file>_load_data_config.yaml and <page file>_load_data.log, beside the page file they made."""
+        stem = os.path.splitext(self.data_hdf5)[0]
+        return f'{stem}_load_data_config.yaml', f'{stem}_load_data.log'
+
+    def run(self, plan):
         """Fetch or find the documents, pack the new ones, and return the path of the finished HDF5 file."""
         import yaml
 
@@ -184,28 +185,28 @@ class LoadDataStage(Stage, DataFileParameters):
         from deepzine.data.writer import PageWriter, read_finished_documents
         progress = sys.stderr.isatty()
         download_line = None
-        if self.downloads:
+        if self.data_source == 'internetarchive':
             settings = archive.DownloadSettings(self.pdf_directory, host=self.internetarchive_host,
                                                 secure=self.internetarchive_secure, skip_bw_pdfs=self.skip_bw_pdfs,
                                                 retries=self.download_retries, timeout_sec=self.download_timeout_sec)
             reports = archive.download_collection(self.internetarchive_collection, settings, self.internetarchive_query,
                                                   self.pdf_num or None, self.download_workers, progress)
             download_line = archive.summarize_downloads(reports)
-        if self.source == 'image_directory':
+        if self.data_source == 'image_directory':
             documents, where = sources.find_images(self.image_directory), f'image_directory={self.image_directory}'
         else:
             documents, where = sources.find_pdfs(self.pdf_directory, self.skip_bw_pdfs), f'pdf_directory={self.pdf_directory}'
         if not documents:
             raise ConfigError(f'{where}: no documents found (looked recursively for '
-                              + ('png/jpg/tif files)' if self.source == 'image_directory' else '.pdf files)'))
+                              + ('png/jpg/tif files)' if self.data_source == 'image_directory' else '.pdf files)'))
         schema = self.schema()
         if not self.overwrite and os.path.isfile(self.data_hdf5) and not os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
             already_done = read_finished_documents(self.data_hdf5, schema)
             if all(document.key in already_done for document in documents):
                 logger.info('load_data: nothing new; all %d documents are already in %s', len(documents), self.data_hdf5)
                 return self.data_hdf5
-        attributes = {'config': yaml.safe_dump(self.config, sort_keys=True), 'data_source': self.source,
-                      'source_directory': self.image_directory if self.source == 'image_directory' else self.pdf_directory}
+        attributes = {'config': yaml.safe_dump(plan.settings, sort_keys=True), 'data_source': self.data_source,
+                      'source_directory': self.image_directory if self.data_source == 'image_directory' else self.pdf_directory}
         writer = PageWriter(self.data_hdf5, schema, attributes, self.hdf5_compression, self.overwrite)
         render = RenderSettings(self.pdf_conversion_program, self.resolved_dpi, self.data_output_size, self.square_mode,
                                 self.channels, self.image_directory if self.keep_page_images else None,

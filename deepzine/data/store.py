@@ -13,15 +13,20 @@ Layout (format version 1), written by `deepzine.data.writer`:
   hdf5_compression, data_source, source_directory, created_utc, updated_utc and
   config (the resolved YAML of the load_data run).
 
-Trainers and evaluators import only `PageStore` and `page_dataset` from here.
+Trainers and evaluators import only `PageStore`, `page_dataset` and, to report a damaged file,
+`unreadable_page_count`, `raise_if_damaged` and `DamagedPageFile` (deepzine.data.damaged_pages) from here.
 """
 
+import dataclasses
+import itertools
 import os
 import threading
 
 import numpy as np
 
-from deepzine.parameters import ConfigError
+from deepzine.data.damaged_pages import (DamagedPageFile, file_identity, raise_if_damaged,  # noqa: F401 (re-exported)
+                                         record_for, unreadable_page_count)
+from deepzine.parameters import ConfigError, where_relative_paths_start
 
 FORMAT_NAME = 'deepzine-pages'
 FORMAT_VERSION = 1
@@ -63,7 +68,8 @@ class PageStore:
         if not os.path.isfile(self.path):
             hint = (' (an interrupted load_data left ' + os.path.basename(self.path + PARTIAL_SUFFIX)
                     + ': re-run load_data to finish it)') if os.path.exists(self.path + PARTIAL_SUFFIX) else ''
-            raise ConfigError(f'data_hdf5={self.path}: file not found{hint}; run load_data (load_data: true) to build it')
+            raise ConfigError(f'data_hdf5={self.path}: file not found{hint}; run load_data (load_data: true) to build '
+                              f'it ({where_relative_paths_start()})')
         try:
             self._file = h5py.File(self.path, 'r')
         except OSError as error:
@@ -78,6 +84,7 @@ class PageStore:
         self.sizes = sorted(int(size) for size in self.attributes['sizes'])
         self.channels = int(self.attributes['channels'])
         self.page_count = int(self._file[data_name(self.sizes[-1])].shape[0])
+        self._damage = record_for(self.path, file_identity(self.path), self.page_count)
         self._provenance_columns = None
         self._read_lock = threading.Lock()
         self._pages_since_open = 0
@@ -108,12 +115,23 @@ class PageStore:
             raise ConfigError(f'data_hdf5={self.path} holds sizes {describe_sizes(self.sizes)} but training needs '
                               f'{size}: re-run load_data with data_output_size: {max(size, self.sizes[-1])}')
 
+    @property
+    def unreadable_page_count(self):
+        """Pages of this file skipped as unreadable so far in this process (by any PageStore or page_dataset)."""
+        return self._damage.unreadable_page_count
+
     def read(self, size, indices):
-        """uint8 [n, size, size, channels] for the given page indices, in that order (safe from several threads)."""
+        """uint8 [n, size, size, channels] for the given page indices, in that order (safe from several threads).
+
+        A page that cannot be read (a damaged chunk) is replaced by the next
+        readable page after it, warned about once and counted; past a share of
+        the pages read, DamagedPageFile (see deepzine.data.damaged_pages).
+        """
         self.require_size(size)
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         pages = np.empty((len(indices), size, size, self.channels), dtype=np.uint8)
         with self._read_lock:  # h5py serializes its calls anyway; this also keeps the reopen below atomic
+            self._damage.raise_if_stopped()
             if self._pages_since_open >= REOPEN_EVERY_PAGES:
                 # HDF5 keeps state for every chunk it has read (~0.3 KB each, bench/README.md "Table 4"):
                 # reopening drops it, so reading a large collection runs in constant memory.
@@ -123,9 +141,26 @@ class PageStore:
             dataset = self._file[data_name(size)]
             # One ds[i] per page: h5py's fancy indexing (ds[sorted_list]) is ~40x slower here (265 ms against 7 ms per batch of 16).
             for position, index in enumerate(indices):
-                pages[position] = dataset[int(index)]
+                pages[position] = self._read_readable_page(dataset, size, int(index))
             self._pages_since_open += len(indices)
         return pages
+
+    def _read_readable_page(self, dataset, size, index):
+        """Page `index`, or if it is unreadable the first readable one after it (wrapping around)."""
+        for candidate in itertools.chain(range(index, self.page_count), range(index)):
+            if self._damage.is_unreadable(size, candidate):
+                continue
+            self._damage.count_read(size)
+            try:
+                return dataset[candidate]
+            except Exception as error:  # noqa: BLE001 (OSError for a bad chunk; a bad chunk index raises others)
+                self._damage.note_unreadable(size, candidate, error, self._describe_page)
+        raise AssertionError('unreachable: reading stops once every page is unreadable')
+
+    def _describe_page(self, index):
+        """'<document file>, page <n>' from the provenance columns, reading only that row (may raise)."""
+        group = self._file['pages']
+        return f"{group['file'].asstr()[index]}, page {int(group['page_number'][index])}"
 
     def provenance(self, indices):
         """[(identifier, file, page_number)] for the given page indices."""
@@ -190,26 +225,41 @@ def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=
     indices flow through the pipeline, so it works unchanged under
     `strategy.experimental_distribute_dataset`.
 
-    Drop the iterator before the process exits (the trainer makes one per
-    phase): an iterator still alive at interpreter exit hung the exit in 8 of
-    10 runs here, its reader threads waiting on Python while Python shuts down.
+    Iterators may live until the process exits: the reads go through
+    `deepzine.data.exit_gate`, which stops them calling Python before the
+    interpreter shuts down (an iterator alive at exit used to hang it).
+
+    Unreadable pages (damaged chunks) are replaced by readable ones, so every
+    batch is full (see PageStore.read). When too many are, the iterator
+    raises a TensorFlow InvalidArgumentError naming the file; the training
+    loop turns it back into the one-line DamagedPageFile with
+    `raise_if_damaged(path)`.
     """
     import tensorflow as tf
+    from deepzine.data.exit_gate import gated_numpy_function
     path = os.path.abspath(path)
     with PageStore(path) as store:
         store.require_size(size)
         page_count, channels = store.page_count, store.channels
-    status = os.stat(path)
-    identity = (status.st_ino, status.st_mtime_ns)
+    identity = file_identity(path)
     if drop_remainder and page_count < batch_size:
         raise ConfigError(f'data_hdf5={path} holds {page_count} pages, fewer than one batch of {batch_size}: '
                           'add documents with load_data or lower the batch size')
 
     def read_batch(indices):
-        return _shared_store(path, identity).read(size, indices)
+        """(pages, b'') or (zeros, the problem): the exit gate needs a reader that never raises."""
+        try:
+            return _shared_store(path, identity).read(size, indices), b''
+        except Exception as error:  # noqa: BLE001 (reported through the graph, below)
+            return np.zeros((len(indices), size, size, channels), np.uint8), str(error).encode('utf-8', 'replace')
+
+    def unread(indices):
+        return [tf.zeros([tf.size(indices), size, size, channels], tf.uint8), tf.constant(b'')]
 
     def to_model_range(indices):
-        pages = tf.numpy_function(read_batch, [indices], tf.uint8, stateful=False)
+        pages, problem = gated_numpy_function(read_batch, [indices], [tf.uint8, tf.string], lambda: unread(indices))
+        with tf.control_dependencies([tf.debugging.Assert(tf.equal(problem, b''), [problem])]):
+            pages = tf.identity(pages)
         pages.set_shape([batch_size if drop_remainder else None, size, size, channels])
         return tf.cast(pages, tf.float32) * (1.0 / 127.5) - 1.0
 
@@ -218,3 +268,28 @@ def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(to_model_range, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass(frozen=True)
+class PageFileFacts:
+    """What a stage must know of a page file before any work: where it is, its sizes and its channels.
+
+    Read from the file's attributes, or promised by the load_data stage of the
+    same run (page_count None: not known until it has run).
+    """
+    path: str
+    sizes: tuple
+    channels: int
+    page_count: int = None
+
+    def require_size(self, size, stage):
+        """ConfigError unless pages of `size` are stored (training at 128 needs data_output_size >= 128)."""
+        if size not in self.sizes:
+            raise ConfigError(f'data_hdf5={self.path} holds sizes {describe_sizes(self.sizes)} but {stage} needs '
+                              f'{size}x{size} pages: run load_data with data_output_size: {max(size, self.sizes[-1])}')
+
+
+def read_page_file_facts(path):
+    """PageFileFacts of a finished DeepZine page file; ConfigError naming the file when it is missing or not one."""
+    with PageStore(path) as store:
+        return PageFileFacts(store.path, tuple(store.sizes), store.channels, store.page_count)

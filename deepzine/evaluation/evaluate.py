@@ -61,9 +61,8 @@ def _generate(page_generator, latents, swd_num, keep_num, seed_sequence):
     from deepzine.sampling.images import to_uint8
     collector = swd.PyramidDescriptors(swd_num, page_generator.size, np.random.default_rng(seed_sequence)) if swd_num else None
     kept = []
-    batch_size = page_generator.batch_size
-    for start in tqdm(range(0, len(latents), batch_size), desc='generated pages', unit='batch', disable=None):
-        pages = to_uint8(page_generator.generate(latents[start:start + batch_size]))
+    for start, pages in page_generator.batches(latents, progress_label='generated pages'):
+        pages = to_uint8(pages)
         if collector is not None and start < swd_num:
             collector.add(pages[:swd_num - start])
         if start < keep_num:
@@ -167,15 +166,8 @@ def _check_memorization(header, store, kept_pages, memorization_num, rng, folder
 
 
 def _write_tensorboard(folder, step, size, swd_report, nearest_report):
-    """Scalars under `swd_x1e3_<size>/...` and `nearest_<size>/...`: one TensorBoard section per model size.
-
-    tf.summary.scalar lives in the tensorboard package, which TensorFlow 2.21
-    no longer installs; tf.summary.write with the scalar plugin's metadata writes
-    the identical record with TensorFlow alone (viewing still needs tensorboard).
-    """
-    import tensorflow as tf
-    scalar_metadata = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name='scalars'),
-                                                   data_class='DATA_CLASS_SCALAR')
+    """Scalars under `swd_x1e3_<size>/...` and `nearest_<size>/...`: one TensorBoard section per model size."""
+    from deepzine.tensorboard import EventWriter
     values = {}
     if swd_report:
         for comparison in ('generated_vs_real', 'real_vs_real'):
@@ -184,11 +176,9 @@ def _write_tensorboard(folder, step, size, swd_report, nearest_report):
                 values[f'swd_x1e3_{size}/{comparison}_level_{level_size}'] = value
     if nearest_report:
         values.update({f'nearest_{size}/{name}': value for name, value in nearest_report['summary'].items() if value is not None})
-    writer = tf.summary.create_file_writer(folder)
-    with writer.as_default():
-        for tag, value in values.items():
-            tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=scalar_metadata)
-    writer.close()
+    events = EventWriter(folder)
+    events.scalars(values, step)
+    events.close()
 
 
 def evaluate_generator(page_generator, store, size, log_dir, step=None, image_num=1000, seed=0, memorization_num=0):

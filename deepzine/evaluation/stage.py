@@ -11,58 +11,70 @@ better, and the real-vs-real baseline is the floor a perfect generator would
 reach with this many pages.
 """
 
-from deepzine.evaluation.evaluate import evaluate_generator, metrics_directory  # noqa: F401 (the trainer's entry point)
-from deepzine.parameter_groups import DataFileParameters, ModelFileParameters, ModelParameters, SampleOutputParameters
-from deepzine.parameters import ConfigError, Parameter, Parameters, non_negative
-from deepzine.sampling.generation import check_model_exists, model_location
+import dataclasses
+
+from deepzine.evaluation.evaluate import metrics_directory
+from deepzine.parameter_groups import (DataFileParameters, EvaluationParameters, ModelFileParameters,
+                                       OutputSizeParameters, SampleBatchParameters)
+from deepzine.parameters import Parameter
+from deepzine.sampling.generation import sampling_model
 from deepzine.stage import Stage
 
 
-class EvaluationParameters(Parameters):
-    """Read by the evaluate stage and, with evaluate_during_training, by training at the end of each phase."""
-    evaluation_image_num = Parameter(1000, 'int', 'generated pages (and as many real ones, twice, for the real-vs-real baseline) for the SWD; 0 skips it. The paper used 16384', check=non_negative)
-    memorization_check_num = Parameter(32, 'int', 'generated pages (and as many real ones) whose nearest real page is searched over the whole HDF5 at <=32px; 0 skips it', check=non_negative)
-    evaluate_during_training = Parameter(False, 'bool', 'also evaluate (same counts and seed) the generator at the end of every training phase, into log_dir/metrics')
-    evaluation_seed = Parameter(0, 'int', 'seed of the evaluation (real pages, patches, latents, directions): fixed so runs and checkpoints compare; None draws one')
+@dataclasses.dataclass(frozen=True)
+class EvaluatePlan:
+    model: object                 # deepzine.model.loading.ModelLocation
+    data: object                  # deepzine.data.store.PageFileFacts
+    metrics_folder: str
+    log_dir: str
+    image_num: int
+    memorization_num: int
+    seed: object
+    batch_size: int
 
-    def validate_evaluation(self):
-        if self.evaluation_image_num == 0 and self.memorization_check_num == 0:
-            raise ConfigError('evaluation_image_num=0 and memorization_check_num=0: nothing to evaluate; set either above 0')
 
-
-class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, ModelParameters, ModelFileParameters, SampleOutputParameters):
+class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, OutputSizeParameters, ModelFileParameters,
+                    SampleBatchParameters):
     toggle = 'evaluate'
+    summary = 'how close the generated pages are to the real ones'
 
     evaluate = Parameter(False, 'bool', 'measure a trained generator: multi-scale sliced Wasserstein distance to the real pages and a nearest-real-page memorization check, into log_dir/metrics')
 
-    def validate(self):
-        self.validate_evaluation()
-        self.require_data_file(self.earlier_stages)
-        check_model_exists(self)
+    def validate(self, earlier):
+        from deepzine.data.store import read_page_file_facts
+        self.check_evaluation_counts()
+        loading = earlier.get('load_data')
+        data = (loading.page_file if loading is not None and loading.page_file.path == self.data_hdf5
+                else read_page_file_facts(self.data_hdf5))
+        data.require_size(self.gan_output_size, 'evaluate')
+        return EvaluatePlan(model=sampling_model(self, earlier), data=data, metrics_folder=metrics_directory(self.log_dir),
+                            log_dir=self.log_dir, image_num=self.evaluation_image_num,
+                            memorization_num=self.memorization_check_num, seed=self.evaluation_seed,
+                            batch_size=self.inference_batch_size)
 
-    def plan(self):
+    def describe(self, plan):
         from deepzine.evaluation.swd import level_sizes
-        size, count, pages = self.gan_output_size, self.evaluation_image_num, self.memorization_check_num
-        seed = 'a fresh seed' if self.evaluation_seed is None else f'evaluation_seed {self.evaluation_seed}'
-        lines = [f'load the {size}px generator from {model_location(self)}; real pages from {self.data_hdf5} ({seed})']
+        size, count, pages = plan.model.size, plan.image_num, plan.memorization_num
+        seed = 'a fresh seed' if plan.seed is None else f'evaluation_seed {plan.seed}'
+        lines = [f'load {plan.model.describe()}; real pages from {plan.data.path} ({seed})']
         if count:
             levels = ', '.join(map(str, level_sizes(size)))
             lines.append(f'SWD x1e3 at levels {levels}: {count} generated pages vs {count} real pages, and {count} other '
                          f'real pages vs the same {count} as the baseline (fewer if the HDF5 holds under {2 * count})')
         if pages:
             lines.append(f'memorization: nearest real page (<=32px, whole HDF5) of {pages} generated and {pages} real pages')
-        lines.append(f'write {self.output_directory()}/swd_{size}_<time>.json, nearest_{size}_<time>.json/.png '
+        lines.append(f'write {plan.metrics_folder}/swd_{size}_<time>.json, nearest_{size}_<time>.json/.png '
                      f'and TensorBoard scalars')
         return lines
 
-    def output_directory(self):
-        return metrics_directory(self.log_dir)
+    def output_directory(self, plan):
+        return plan.metrics_folder
 
-    def run(self):
+    def run(self, plan):
         from deepzine.data.store import PageStore
-        from deepzine.sampling.generation import load_page_generator
-        with PageStore(self.data_hdf5) as store:  # opened first: a missing file fails before the model loads
-            page_generator = load_page_generator(self)
-            return evaluate_generator(page_generator, store, self.gan_output_size, self.log_dir, step=None,
-                                      image_num=self.evaluation_image_num, seed=self.evaluation_seed,
-                                      memorization_num=self.memorization_check_num)
+        from deepzine.evaluation.evaluate import evaluate_generator
+        from deepzine.model.loading import load_generator
+        with PageStore(plan.data.path) as store:  # opened first: a missing file fails before the model loads
+            page_generator = load_generator(plan.model, plan.batch_size)
+            return evaluate_generator(page_generator, store, plan.model.size, plan.log_dir, step=None,
+                                      image_num=plan.image_num, seed=plan.seed, memorization_num=plan.memorization_num)

@@ -11,14 +11,27 @@ import json
 from deepzine.sizes import sizes_between
 
 
-def filter_widths(output_size, max_filter, min_filter, filter_num_reduction_transition_size):
-    """Filters per resolution: max_filter up to the transition size, halved at each doubling above it, floored."""
+def filter_widths(output_size, max_filter, min_filter, filter_num_reduction_transition_size, original_pretrained=False):
+    """Filters per layer at each size, by the original DeepZine's `get_filter_num`, floored at `min_filter`.
+
+    The original: max_filter below the transition size T, then max_filter / 2
+    at T, / 4 at 2T, ... (its depth arithmetic: a block at size s used
+    max_filter // 2 ** (log2(s) - log2(T) + 1) from s = T on). With its
+    `pretrained_model: true` every size from 2T up had 16 filters: the rule its
+    released models were trained with (max_filter 128, T 256: 128 up to 128,
+    64 at 256, 16 at 512 and 1024). `min_filter` is this version's own floor,
+    so a small max_filter never reaches a layer of 2 filters; min_filter: 1
+    gives the original's exact widths.
+    """
     widths = {}
     for size in sizes_between(4, output_size):
         halvings = 0
-        while filter_num_reduction_transition_size << halvings < size:
-            halvings += 1
-        widths[size] = max(min_filter, max_filter >> halvings)
+        if size >= filter_num_reduction_transition_size:
+            halvings = 1 + (size // filter_num_reduction_transition_size).bit_length() - 1
+        width = max_filter >> halvings
+        if original_pretrained and halvings >= 2:
+            width = 16
+        widths[size] = max(min_filter, width)
     return widths
 
 
@@ -57,11 +70,19 @@ class Architecture:
         return json.dumps(data, indent=2)
 
     @classmethod
-    def from_parameters(cls, parameters, channels, output_size=None):
-        """From an object holding the ModelParameters keys (deepzine.parameter_groups) and the data's channel count."""
-        output_size = output_size or parameters.gan_output_size
-        widths = filter_widths(output_size, parameters.max_filter, parameters.min_filter,
-                               parameters.filter_num_reduction_transition_size)
-        return cls(latent_size=parameters.latent_size, channels=channels, output_size=output_size, widths=widths,
-                   equalized_learning_rate=parameters.equalized_learning_rate,
+    def from_parameters(cls, parameters, channels, original=False):
+        """From an object holding the ModelParameters keys (deepzine.parameter_groups) and the data's channel count.
+
+        original: the original DeepZine's own network (its `pretrained_model: true`):
+        no weight scaling, no latent normalization, the whole batch as one
+        minibatch-stddev group, and its pretrained widths; the model keys that
+        would say otherwise do not apply.
+        """
+        widths = filter_widths(parameters.gan_output_size, parameters.max_filter, parameters.min_filter,
+                               parameters.filter_num_reduction_transition_size, original_pretrained=original)
+        if original:
+            return cls(latent_size=parameters.latent_size, channels=channels, output_size=parameters.gan_output_size,
+                       widths=widths, equalized_learning_rate=False, normalize_latent=False, minibatch_group_size=0)
+        return cls(latent_size=parameters.latent_size, channels=channels, output_size=parameters.gan_output_size,
+                   widths=widths, equalized_learning_rate=parameters.equalized_learning_rate,
                    minibatch_group_size=parameters.minibatch_group_size)

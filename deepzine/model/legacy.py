@@ -17,13 +17,11 @@ weight left unset. The layer-by-layer description of the legacy graphs is in
 this module against outputs of the original graphs stored there.
 """
 
-import argparse
 import dataclasses
 import glob
 import logging
 import os
 import re
-import sys
 
 import numpy as np
 
@@ -299,19 +297,6 @@ def load_legacy_networks(path, size=None, size_name='gan_output_size'):
     return architecture, generator, discriminator
 
 
-def load_legacy_generator(path, size=None, batch_size=16):
-    """An original checkpoint's generator, wrapped for sampling at any batch size (loading.PageGenerator)."""
-    import tensorflow as tf
-    from deepzine.model.loading import PageGenerator
-    architecture, generator, _ = load_legacy_networks(path, size)
-    # One trace for every batch size: the generator works image by image.
-    generate = tf.function(lambda latents: generator(latents),
-                           input_signature=[tf.TensorSpec([None, architecture.latent_size], tf.float32)])
-    return PageGenerator(lambda latents: generate(latents).numpy(), architecture.latent_size,
-                         architecture.output_size, architecture.channels, batch_size,
-                         description=f'original DeepZine checkpoint {checkpoint_prefix(path)}')
-
-
 # --- conversion to a native model folder -------------------------------------------------------------------
 
 def _check_destination(prefix, destination):
@@ -353,37 +338,3 @@ def convert_legacy(source, destination, size=None, keep_training_networks=True, 
     saved_model = export_saved_model(generator_ema, architecture.latent_size, os.path.join(folder, 'saved_model'))
     logger.info('converted %s -> %s (SavedModel %s)', prefix, folder, saved_model)
     return folder, saved_model
-
-
-CONVERT_EXAMPLES = """examples:
-  deepzine convert-legacy pretrained_models/256 converted/256
-  deepzine convert-legacy old_run/1024/model.ckpt converted/1024 --size 1024
-  deepzine convert-legacy pretrained_models/64 converted/64 --sampling-only
-"""
-
-
-def convert_legacy_command(argv):
-    """`deepzine convert-legacy SRC DST [--size N] [--sampling-only]`; returns the exit code (2: bad input)."""
-    parser = argparse.ArgumentParser(
-        prog='deepzine convert-legacy', epilog=CONVERT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Convert an original DeepZine TF1 checkpoint into a DeepZine model folder '
-                    '(model.json + model.ckpt) and a SavedModel (DST/saved_model).')
-    parser.add_argument('source', help='folder holding model.ckpt.index and model.ckpt.data-00000-of-00001, '
-                                       'or the model.ckpt prefix')
-    parser.add_argument('destination', help='new model folder to write (replaced if it is already a model folder)')
-    parser.add_argument('--size', type=int, default=None,
-                        help='resolution the checkpoint must hold, in pixels (default: whatever it holds)')
-    parser.add_argument('--sampling-only', action='store_true',
-                        help='keep only the generator for sampling (smaller; cannot be fine-tuned)')
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_request:  # --help or a usage error: argparse already printed it
-        return exit_request.code or 0
-    try:
-        folder, saved_model = convert_legacy(args.source, args.destination, args.size,
-                                             keep_training_networks=not args.sampling_only, size_name='--size')
-    except ConfigError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    print(f'wrote {folder} (model.json, model.ckpt) and {saved_model}')
-    return 0

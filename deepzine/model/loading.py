@@ -1,20 +1,114 @@
-"""Find a trained generator on disk (native run, SavedModel or original DeepZine TF1 checkpoint) and wrap it for sampling."""
+"""Find a trained generator on disk (model folder, SavedModel, or original DeepZine TF1 checkpoint) and wrap it for sampling.
 
+`locate_model` works out, before any work, which model a sampling stage will
+load and what kind it is (the dry-run prints it; a wrong path fails there,
+naming what to point at instead); `load_generator` loads it as a
+`PageGenerator`, which owns batching: callers ask for pages.
+"""
+
+import dataclasses
 import os
+import re
 
 import numpy as np
 
-from deepzine.model.legacy import is_legacy_checkpoint
-from deepzine.model.model_folder import is_model_folder, load_model_folder
-from deepzine.parameters import ConfigError
+from deepzine.model.legacy import checkpoint_prefix
+from deepzine.model.model_folder import MODEL_JSON, is_model_folder, model_folder_path, read_model_json
+from deepzine.parameters import ConfigError, where_relative_paths_start
+
+MODEL_FOLDER, SAVED_MODEL, ORIGINAL = 'DeepZine model folder', 'SavedModel', 'original DeepZine checkpoint'
+_RUN_CHECKPOINT = re.compile(r'ckpt-\d+(\.index|\.data-\d{5}-of-\d{5})?$')
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelLocation:
+    """Which model a sampling stage loads: its folder (or checkpoint prefix), kind, and the size it samples at."""
+    path: str
+    kind: str
+    size: int
+
+    def describe(self):
+        return f'the {self.size}px generator of the {self.kind} {self.path}'
+
+
+def sizes_present(directory):
+    """The <size> model folders (or original checkpoints) under `directory`, smallest first."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted(int(name) for name in names if name.isdigit() and _kind_of(os.path.join(directory, name), False))
+
+
+def _kind_of(path, pretrained_model):
+    if _RUN_CHECKPOINT.match(os.path.basename(path.rstrip('/'))):
+        return None  # a training run's checkpoint: see _explain_wrong_path
+    if os.path.isfile(os.path.join(path, 'saved_model.pb')):
+        return SAVED_MODEL
+    if is_model_folder(path) and not pretrained_model:
+        return MODEL_FOLDER
+    if os.path.isfile(checkpoint_prefix(path) + '.index'):
+        return ORIGINAL  # with pretrained_model: true, or detected: an index and no model.json
+    return None
+
+
+def _explain_wrong_path(key, path):
+    """A message for a path that holds no model, saying what to point at instead."""
+    name = os.path.basename(path.rstrip('/'))
+    parent = os.path.dirname(path.rstrip('/'))
+    if _RUN_CHECKPOINT.match(name):
+        log_dir = os.path.dirname(parent)
+        present = sizes_present(log_dir)
+        where = f'; {log_dir} has model folders for sizes {present}' if present else ''
+        return (f'{key}={path}: a training checkpoint holds a whole run, not one model; point at a model folder '
+                f'<log_dir>/<size> instead (written at the end of each size){where}')
+    if name.startswith('model.ckpt') and is_model_folder(parent):
+        return f'{key}={path}: point at the model folder {parent} itself (it holds {MODEL_JSON} and model.ckpt)'
+    if os.path.isdir(path) and sizes_present(path):
+        return (f'{key}={path}: this folder holds models of sizes {sizes_present(path)}; point at one of them '
+                f'({path}/<size>), or set inference_model_directory: {path} and gan_output_size')
+    return (f'{key}={path}: no model there; expected a DeepZine model folder (with {MODEL_JSON}), a SavedModel folder '
+            f'(with saved_model.pb) or an original DeepZine checkpoint (model.ckpt.index and .data); '
+            f'{where_relative_paths_start()}')
+
+
+def locate_model(directory, path, size, pretrained_model=False, key='inference_model_path'):
+    """ModelLocation of `path` (a folder or checkpoint prefix), else of `directory/<size>`; ConfigError if none is there.
+
+    Relative paths were made absolute from the current folder when the config
+    was read, so messages show where DeepZine actually looked.
+    """
+    if path:
+        kind = _kind_of(path, pretrained_model)
+        if kind is None:
+            raise ConfigError(_explain_wrong_path(key, path))
+        return ModelLocation(path, kind, _size_of(path, kind, size))
+    folder = model_folder_path(directory, size)
+    kind = _kind_of(folder, pretrained_model)
+    if kind is None:
+        present = sizes_present(directory)
+        found = (f'it has models of sizes {", ".join(map(str, present))}: set gan_output_size to one of them'
+                 if present else f'it holds no model folders (train one first with train: true; '
+                                 f'{where_relative_paths_start()})')
+        raise ConfigError(f'inference_model_directory={directory}: no model of gan_output_size={size} at {folder}; '
+                          f'{found}')
+    return ModelLocation(folder, kind, size)
+
+
+def _size_of(path, kind, size):
+    """The size a model given by path samples at (model.json tells; other kinds are checked when loaded)."""
+    if kind == MODEL_FOLDER:
+        return int(read_model_json(path)['size'])
+    return size
 
 
 class PageGenerator:
     """A generator ready for sampling: latents [N, latent_size] -> raw float32 pages [N, size, size, channels].
 
-    `generate_batch` is any callable taking a float32 array or tensor [B, latent_size]
-    and returning [B, size, size, channels] in roughly [-1, 1] (unclipped). The
-    wrapper batches, so callers never think about batch sizes.
+    `generate_batch` is any callable taking a float32 array [B, latent_size] and
+    returning [B, size, size, channels] in roughly [-1, 1] (unclipped).
+    `batches` is the one place that cuts latents into generator calls, so a
+    caller that streams pages to disk never holds more than a batch.
     """
 
     def __init__(self, generate_batch, latent_size, size, channels, batch_size=16, description=''):
@@ -23,15 +117,35 @@ class PageGenerator:
         self.batch_size = batch_size
         self.description = description
 
-    def generate(self, latents):
+    def _checked(self, latents):
         latents = np.asarray(latents, dtype=np.float32)
         if latents.ndim != 2 or latents.shape[1] != self.latent_size:
             raise ValueError(f'latents must have shape [N, {self.latent_size}], got {list(latents.shape)}')
-        outputs = [np.asarray(self.generate_batch(latents[start:start + self.batch_size]), dtype=np.float32)
-                   for start in range(0, len(latents), self.batch_size)]
-        if not outputs:
+        return latents
+
+    def batches(self, latents, progress_label=None):
+        """Yield (index of the first page, float32 pages) for consecutive batches of `latents`."""
+        from tqdm import tqdm
+        latents = self._checked(latents)
+        starts = range(0, len(latents), self.batch_size)
+        for start in tqdm(starts, desc=progress_label, unit='batch', disable=None if progress_label else True):
+            yield start, np.asarray(self.generate_batch(latents[start:start + self.batch_size]), dtype=np.float32)
+
+    def generate(self, latents):
+        """All pages at once (for few latents; stream many with `batches`)."""
+        pages = [batch for _, batch in self.batches(latents)]
+        if not pages:
             return np.zeros((0, self.size, self.size, self.channels), np.float32)
-        return np.concatenate(outputs)
+        return np.concatenate(pages)
+
+
+def generator_of(network, architecture, size, batch_size=16, description=''):
+    """A PageGenerator over a Keras generator network at `size`, traced once for every batch size."""
+    import tensorflow as tf
+    generate = tf.function(lambda latents: network(latents, size=size),
+                           input_signature=[tf.TensorSpec([None, architecture.latent_size], tf.float32)])
+    return PageGenerator(lambda latents: generate(latents).numpy(), architecture.latent_size, size,
+                         architecture.channels, batch_size, description)
 
 
 def load_saved_model(path, batch_size=16):
@@ -50,26 +164,23 @@ def load_saved_model(path, batch_size=16):
 
 def load_native_generator(folder, batch_size=16):
     """The EMA generator of a DeepZine model folder (model.json + model.ckpt)."""
-    import tensorflow as tf
+    from deepzine.model.model_folder import load_model_folder
     architecture, size, generator, _, _ = load_model_folder(folder)
-    generate = tf.function(lambda latents: generator(latents, size=size),
-                           input_signature=[tf.TensorSpec([None, architecture.latent_size], tf.float32)])
-    return PageGenerator(lambda latents: generate(latents).numpy(), architecture.latent_size, size,
-                         architecture.channels, batch_size, description=f'DeepZine model {folder}')
+    return generator_of(generator, architecture, size, batch_size, description=f'DeepZine model {folder}')
 
 
-def load_generator(model_directory, model_path, size, pretrained_model=False, batch_size=16):
-    """The generator of `size` from `model_path` (a folder or checkpoint prefix) or `model_directory/<size>/`.
+def load_legacy_generator(path, size=None, batch_size=16):
+    """An original checkpoint's generator (folder or model.ckpt prefix)."""
+    from deepzine.model.legacy import load_legacy_networks
+    architecture, generator, _ = load_legacy_networks(path, size)
+    return generator_of(generator, architecture, architecture.output_size, batch_size,
+                        description=f'original DeepZine checkpoint {checkpoint_prefix(path)}')
 
-    Raises ConfigError naming the path when nothing usable is there.
-    """
-    path = model_path or os.path.join(model_directory, str(size))
-    if os.path.exists(os.path.join(path, 'saved_model.pb')):
-        return load_saved_model(path, batch_size)
-    if is_model_folder(path) and not pretrained_model:
-        return load_native_generator(path, batch_size)
-    if pretrained_model or is_legacy_checkpoint(path):
-        from deepzine.model.legacy import load_legacy_generator
-        return load_legacy_generator(path, size, batch_size)
-    raise ConfigError(f'{path}: no model found (expected a DeepZine model folder with model.json, an original '
-                      f'DeepZine model.ckpt, or a SavedModel)')
+
+def load_generator(location, batch_size=16):
+    """The PageGenerator of a ModelLocation; ConfigError naming the path when what is there cannot be loaded."""
+    if location.kind == SAVED_MODEL:
+        return load_saved_model(location.path, batch_size)
+    if location.kind == MODEL_FOLDER:
+        return load_native_generator(location.path, batch_size)
+    return load_legacy_generator(location.path, location.size, batch_size)

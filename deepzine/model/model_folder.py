@@ -19,6 +19,11 @@ MODEL_JSON = 'model.json'
 CHECKPOINT_PREFIX = 'model.ckpt'
 
 
+def model_folder_path(directory, size):
+    """`<directory>/<size>`: where training puts the model of each size, and where sampling looks for it."""
+    return os.path.join(directory, str(size))
+
+
 def is_model_folder(folder):
     return os.path.isfile(os.path.join(folder, MODEL_JSON))
 

@@ -1,62 +1,80 @@
-"""What the inference and interpolation stages share: find and load the model, read latents files, write numbered images."""
+"""What the inference and interpolation stages share: the model they load, the run folder they write, latents files,
+and numbered images.
+
+Every sampling run writes into its own numbered folder inside
+inference_output_directory (`run-001`, `run-002`, ...), so a second run never
+overwrites or deletes the pages of an earlier one. Inference and
+interpolation in the same config share one run folder, so a movie sits next
+to the pages it was made from.
+"""
 
 import logging
 import os
 import re
 
 import numpy as np
-from tqdm import tqdm
 
+from deepzine.model.loading import MODEL_FOLDER, ModelLocation, locate_model
+from deepzine.model.model_folder import model_folder_path
 from deepzine.parameters import ConfigError
 
 logger = logging.getLogger(__name__)
 
-
-def model_location(stage):
-    """The model folder or checkpoint prefix a sampling stage will load: for --dry-run and messages."""
-    if stage.inference_model_path:
-        return stage.inference_model_path
-    return os.path.join(stage.inference_model_directory or stage.log_dir, str(stage.gan_output_size))
+RUN_FOLDER_PATTERN = re.compile(r'run-(\d{3,})$')
 
 
-def check_model_exists(stage):
-    """validate(): the model is on disk already, unless the train stage of this same run writes it first."""
-    location = model_location(stage)
-    if 'train' in stage.earlier_stages or os.path.exists(location) or os.path.exists(location + '.index'):
-        return
-    key = 'inference_model_path' if stage.inference_model_path else 'inference_model_directory'
-    raise ConfigError(f'{key}: no model at {location} (train one first with train: true, or point {key} '
-                      f'at a trained model; gan_output_size={stage.gan_output_size} picks the <size> folder)')
+def sampling_model(stage, earlier):
+    """validate(): the ModelLocation a sampling stage loads; a model the train stage of this run will write counts."""
+    directory = stage.inference_model_directory or stage.log_dir
+    training = earlier.get('train')
+    if training is not None and not stage.inference_model_path and directory == training.model_directory:
+        trained = {phase.size for phase in training.trained_phases if not phase.fading}
+        if stage.gan_output_size not in trained:
+            raise ConfigError(f'gan_output_size={stage.gan_output_size}: the train stage of this run writes models of '
+                              f'sizes {sorted(trained)} into {directory}')
+        return ModelLocation(model_folder_path(directory, stage.gan_output_size), MODEL_FOLDER, stage.gan_output_size)
+    return locate_model(directory, stage.inference_model_path, stage.gan_output_size, stage.pretrained_model)
 
 
-def load_page_generator(stage):
-    """The stage's generator via deepzine.model.loading (its architecture comes from the run, not from the config)."""
-    from deepzine.model.loading import load_generator
-    generator = load_generator(stage.inference_model_directory or stage.log_dir, stage.inference_model_path,
-                               stage.gan_output_size, pretrained_model=stage.pretrained_model,
-                               batch_size=stage.inference_batch_size)
-    logger.info('loaded %s: %dx%d pages, %d channel(s), latent size %d', generator.description or model_location(stage),
-                generator.size, generator.size, generator.channels, generator.latent_size)
-    return generator
+def next_run_folder(output_directory, earlier):
+    """The run folder of this sampling run: an earlier sampling stage's of the same run, else the next free number."""
+    for plan in earlier.values():
+        folder = getattr(plan, 'run_folder', None)
+        if folder and os.path.dirname(folder) == output_directory:
+            return folder
+    numbers = [int(match.group(1)) for name in (os.listdir(output_directory) if os.path.isdir(output_directory) else [])
+               if (match := RUN_FOLDER_PATTERN.match(name))]
+    return os.path.join(output_directory, f'run-{max(numbers, default=0) + 1:03d}')
 
 
 def check_latents_file(key, path):
     """validate(): the .npy named by `key` exists (its shape is checked against the model once it is loaded)."""
     if path is not None and not os.path.isfile(path):
-        raise ConfigError(f'{key}={path}: no such file (expected a .npy of latents [N, latent_size])')
+        raise ConfigError(f'{key}={path}: no such file (expected a .npy of latents [N, latent_size], such as the '
+                          f'inference_latents.npy an inference run writes)')
 
 
-def read_latents_file(key, path, latent_size, minimum_count=1):
-    """Latents from a .npy file: float32 [N, latent_size], N >= minimum_count; ConfigError naming the file otherwise."""
+def read_latents_file(key, path, latent_size, minimum_count=1, rows=None, rows_key=None):
+    """Latents from a .npy file: float32 [N, latent_size] (only `rows`, in that order, when given).
+
+    ConfigError naming the file (or the rows key) when they do not fit the model.
+    """
     try:
         latents = np.load(path, allow_pickle=False)  # never unpickle: a .npy from elsewhere could run code
     except (OSError, ValueError) as error:
         raise ConfigError(f'{key}={path}: not a readable .npy array ({error})') from None
-    if latents.ndim != 2 or latents.shape[1] != latent_size or len(latents) < minimum_count:
+    if latents.ndim != 2 or latents.shape[1] != latent_size:
         raise ConfigError(f'{key}={path}: shape {list(latents.shape)} does not fit the model, whose latent_size is '
-                          f'{latent_size}; expected [N, {latent_size}] with N >= {minimum_count}')
+                          f'{latent_size}; expected [N, {latent_size}]')
     if not np.issubdtype(latents.dtype, np.number) or not np.all(np.isfinite(latents)):
         raise ConfigError(f'{key}={path}: latents must be finite numbers')
+    if rows is not None:
+        outside = [row for row in rows if not isinstance(row, int) or not 0 <= row < len(latents)]
+        if outside:
+            raise ConfigError(f'{rows_key}={list(rows)}: rows {outside} are not in {path}, which has rows 0..{len(latents) - 1}')
+        latents = latents[list(rows)]
+    if len(latents) < minimum_count:
+        raise ConfigError(f'{key}={path}: {len(latents)} latent(s), at least {minimum_count} needed')
     return latents.astype(np.float32)
 
 
@@ -65,38 +83,19 @@ def numbered_name(prefix, index, extension):
     return f'{prefix}_{index:05d}.{extension}'
 
 
-def remove_stale_numbered_files(directory, prefix, extensions, keep_count, keep_extension):
-    """Delete `<prefix>_NNNNN.<ext>` files an earlier run left: index >= keep_count, or another of `extensions`.
+def write_numbered_images(generator, latents, directory, prefix, image_format, contrast_stretch=False, keep_images=False):
+    """Generate one page per latent and write `<prefix>_00000.<format>`, ... into `directory`.
 
-    Without this a folder would mix two runs (and a movie made from it would play
-    old frames at the end). Only names of exactly our pattern are touched.
-    """
-    pattern = re.compile(rf'^{re.escape(prefix)}_(\d{{5,}})\.({"|".join(map(re.escape, extensions))})$')
-    removed = 0
-    for name in os.listdir(directory):
-        match = pattern.match(name)
-        if match and (int(match.group(1)) >= keep_count or match.group(2) != keep_extension):
-            os.remove(os.path.join(directory, name))
-            removed += 1
-    if removed:
-        logger.info('removed %d %s_* files left in %s by an earlier run', removed, prefix, directory)
-
-
-def generate_numbered_images(generator, latents, directory, prefix, image_format, batch_size, keep_images=False):
-    """Run `generator` over `latents` in batches and write `<prefix>_00000.<format>`, ... into `directory`.
-
-    Exactly one file per latent, no padding. Returns the paths, and the images as
-    uint8 [N, S, S, C] when keep_images (for a grid; a quarter of the float size), else None.
+    Returns the paths, and the pages as uint8 [N, S, S, C] when keep_images
+    (for a grid; a quarter of the float size), else None.
     """
     from deepzine.sampling.images import save_image, to_uint8
     os.makedirs(directory, exist_ok=True)
     paths, kept = [], []
-    starts = range(0, len(latents), batch_size)
-    for start in tqdm(starts, desc=prefix, unit='batch', disable=None):
-        images = generator.generate(latents[start:start + batch_size])
-        for offset, image in enumerate(images):
+    for start, pages in generator.batches(latents, progress_label=prefix):
+        for offset, page in enumerate(pages):
             path = os.path.join(directory, numbered_name(prefix, start + offset, image_format))
-            paths.append(save_image(image, path, image_format))
+            paths.append(save_image(page, path, image_format, contrast_stretch))
         if keep_images:
-            kept.append(to_uint8(images))
+            kept.append(to_uint8(pages, contrast_stretch))
     return paths, (np.concatenate(kept) if keep_images else None)

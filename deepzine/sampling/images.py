@@ -19,22 +19,31 @@ JPEG_QUALITY = 95
 _PIL_FORMAT_NAMES = {'png': 'PNG', 'jpg': 'JPEG'}
 
 
-def to_uint8(images):
+def to_uint8(images, contrast_stretch=False):
     """Float images in [-1, 1] -> uint8 in [0, 255]: clipped, then rounded to the nearest level.
 
-    uint8 input is returned unchanged, so callers may pass either.
+    contrast_stretch: each image (the last three axes) is mapped from its own
+    min..max to 0..255 instead, as the original DeepZine's scipy `imsave` did
+    (`bytescale`: its darkest value black, its lightest white). uint8 input is
+    returned unchanged, so callers may pass either.
     """
     images = np.asarray(images)
     if images.dtype == np.uint8:
         return images
-    scaled = (np.clip(images.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5
+    values = images.astype(np.float32)
+    if contrast_stretch:
+        axes = tuple(range(values.ndim - 3, values.ndim)) if values.ndim >= 3 else None
+        low, high = values.min(axis=axes, keepdims=True), values.max(axis=axes, keepdims=True)
+        span = np.where(high > low, high - low, 1.0)
+        return np.rint((values - low) / span * 255.0).astype(np.uint8)
+    scaled = (np.clip(values, -1.0, 1.0) + 1.0) * 127.5
     return np.rint(scaled).astype(np.uint8)
 
 
-def to_pil_image(image):
+def to_pil_image(image, contrast_stretch=False):
     """One image [H, W, C] (float in [-1, 1] or uint8) -> PIL image: 1 channel grayscale, 3 RGB, 4 RGBA."""
     from PIL import Image
-    pixels = to_uint8(image)
+    pixels = to_uint8(image, contrast_stretch)
     if pixels.ndim == 2:
         pixels = pixels[..., np.newaxis]
     channels = pixels.shape[-1]
@@ -45,8 +54,8 @@ def to_pil_image(image):
     raise ValueError(f'cannot write an image with {channels} channels (expected 1, 3 or 4)')
 
 
-def save_image(image, path, image_format=None):
-    """Write one image [H, W, C] to `path` as png or jpg (uint8, clipped from [-1, 1]) or npy (values as given).
+def save_image(image, path, image_format=None, contrast_stretch=False):
+    """Write one image [H, W, C] to `path` as png or jpg (uint8, see to_uint8) or npy (values as given).
 
     `image_format` defaults to the file's extension. npy keeps the raw float32
     generator output, unclipped, for analysis; the image formats are for people.
@@ -60,7 +69,7 @@ def save_image(image, path, image_format=None):
         array = np.asarray(image)
         write_atomically(path, lambda handle: np.save(handle, array, allow_pickle=False))
         return path
-    picture = to_pil_image(image)
+    picture = to_pil_image(image, contrast_stretch)
     if image_format == 'jpg' and picture.mode == 'RGBA':
         raise ValueError(f'{path}: JPEG has no alpha channel; use png')
     options = {'quality': JPEG_QUALITY} if image_format == 'jpg' else {}

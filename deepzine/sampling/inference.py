@@ -1,21 +1,28 @@
-"""The `inference` stage: sample pages from a trained generator into inference_output_directory.
+"""The `inference` stage: sample pages from a trained generator into a new run folder.
 
     inference: true
     inference_model_directory: ./log      # or inference_model_path: ./log/128
-    inference_output_num: 100              # -> inference_00000.png ... inference_00099.png
+    inference_output_num: 100              # -> run-001/inference_00000.png ... inference_00099.png
 
-The network's shape comes from the saved run (deepzine.model.loading), so only
+Every run also saves its latents, `inference_latents.npy` (one row per page,
+in page order), so pages you like can be sampled again or visited by an
+interpolation (`interpolation_latents` + `interpolation_latent_rows`). The
+network's shape comes from the saved model (deepzine.model.loading), so only
 the model's location and gan_output_size are needed; the original DeepZine
 required every training parameter again, batch size included.
 """
 
+import dataclasses
 import logging
 import os
 
-from deepzine.parameter_groups import ModelFileParameters, ModelParameters, SampleOutputParameters
+import numpy as np
+
+from deepzine.files import write_atomically
+from deepzine.parameter_groups import ModelFileParameters, OutputSizeParameters, SampleOutputParameters, SeedParameters
 from deepzine.parameters import Parameter, positive
-from deepzine.sampling.generation import (check_latents_file, check_model_exists, generate_numbered_images, load_page_generator, model_location,
-                                          numbered_name, read_latents_file, remove_stale_numbered_files)
+from deepzine.sampling.generation import (check_latents_file, next_run_folder, numbered_name, read_latents_file,
+                                          sampling_model, write_numbered_images)
 from deepzine.sampling.images import save_grid
 from deepzine.sampling.latent_paths import make_random_generator, standard_normal_latents
 from deepzine.stage import Stage
@@ -24,61 +31,79 @@ logger = logging.getLogger(__name__)
 
 PAGE_PREFIX = 'inference'
 PAGE_FORMATS = ('png', 'jpg', 'npy')
+LATENTS_FILE = 'inference_latents.npy'
 
 
-class InferenceStage(Stage, ModelParameters, ModelFileParameters, SampleOutputParameters):
+@dataclasses.dataclass(frozen=True)
+class InferencePlan:
+    model: object                 # deepzine.model.loading.ModelLocation
+    run_folder: str
+    page_count: int               # None: one page per row of latents_file
+    latents_file: str
+    page_format: str
+    grid: bool
+    batch_size: int
+    random_seed: object
+    contrast_stretch: bool
+
+    @property
+    def grid_path(self):
+        extension = 'jpg' if self.page_format == 'jpg' else 'png'
+        return os.path.join(self.run_folder, f'{PAGE_PREFIX}_grid.{extension}')
+
+
+class InferenceStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOutputParameters, SeedParameters):
     toggle = 'inference'
+    summary = 'sample pages from a trained model'
 
-    inference = Parameter(False, 'bool', 'sample pages from a trained model into inference_output_directory')
+    inference = Parameter(False, 'bool', 'sample pages from a trained model into a new run folder of inference_output_directory')
     inference_output_num = Parameter(100, 'int', 'number of pages to sample (ignored when inference_input_latent is set: one page per row)', check=positive)
-    inference_output_format = Parameter('png', 'str', 'png or jpg (uint8, clipped from [-1, 1]) or npy (the raw float32 generator output, unclipped)',
+    inference_output_format = Parameter('png', 'str', 'png or jpg (uint8, from [-1, 1]) or npy (the raw float32 generator output, unclipped)',
                                         choices=PAGE_FORMATS, aliases={'jpeg': 'jpg'})
-    inference_input_latent = Parameter(None, 'path', '.npy of latents [N, latent_size] to render instead of random ones (N pages)')
+    inference_input_latent = Parameter(None, 'path', '.npy of latents [N, latent_size] to render instead of random ones (N pages), e.g. the inference_latents.npy of an earlier run')
     inference_grid = Parameter(False, 'bool', 'also write all pages tiled into one picture, inference_grid.png (or .jpg)')
 
-    def validate(self):
-        check_model_exists(self)
+    def validate(self, earlier):
         check_latents_file('inference_input_latent', self.inference_input_latent)
+        return InferencePlan(model=sampling_model(self, earlier),
+                             run_folder=next_run_folder(self.inference_output_directory, earlier),
+                             page_count=None if self.inference_input_latent else self.inference_output_num,
+                             latents_file=self.inference_input_latent, page_format=self.inference_output_format,
+                             grid=self.inference_grid, batch_size=self.inference_batch_size,
+                             random_seed=self.random_seed, contrast_stretch=self.contrast_stretch)
 
-    def page_paths_description(self):
-        first = numbered_name(PAGE_PREFIX, 0, self.inference_output_format)
-        if self.inference_input_latent:
-            last = f'{PAGE_PREFIX}_<N-1>.{self.inference_output_format} (N = rows of inference_input_latent)'
+    def describe(self, plan):
+        if plan.latents_file:
+            source, last = f'one page per latent in {plan.latents_file}', f'{PAGE_PREFIX}_<N-1>.{plan.page_format}'
         else:
-            last = numbered_name(PAGE_PREFIX, self.inference_output_num - 1, self.inference_output_format)
-        return f'{os.path.join(self.inference_output_directory, first)} ... {last}'
-
-    def grid_path(self):
-        extension = 'jpg' if self.inference_output_format == 'jpg' else 'png'
-        return os.path.join(self.inference_output_directory, f'{PAGE_PREFIX}_grid.{extension}')
-
-    def plan(self):
-        if self.inference_input_latent:
-            source = f'one page per latent in {self.inference_input_latent}'
-        else:
-            seed = 'a fresh random seed' if self.random_seed is None else f'random_seed {self.random_seed}'
-            source = f'{self.inference_output_num} random latents ({seed})'
-        lines = [f'load the {self.gan_output_size}px generator from {model_location(self)}',
-                 f'sample {source} in batches of {self.inference_batch_size}',
-                 f'write {self.page_paths_description()}']
-        if self.inference_grid:
-            lines.append(f'write the grid {self.grid_path()}')
+            seed = 'a fresh random seed' if plan.random_seed is None else f'random_seed {plan.random_seed}'
+            source = f'{plan.page_count} random latents ({seed})'
+            last = numbered_name(PAGE_PREFIX, plan.page_count - 1, plan.page_format)
+        lines = [f'load {plan.model.describe()}',
+                 f'sample {source} in batches of {plan.batch_size}',
+                 f'write {os.path.join(plan.run_folder, numbered_name(PAGE_PREFIX, 0, plan.page_format))} ... {last}, '
+                 f'and their latents {os.path.join(plan.run_folder, LATENTS_FILE)}']
+        if plan.grid:
+            lines.append(f'write the grid {plan.grid_path}')
         return lines
 
-    def output_directory(self):
-        return self.inference_output_directory
+    def output_directory(self, plan):
+        return plan.run_folder
 
-    def run(self):
-        generator = load_page_generator(self)
-        if self.inference_input_latent:
-            latents = read_latents_file('inference_input_latent', self.inference_input_latent, generator.latent_size)
+    def run(self, plan):
+        from deepzine.model.loading import load_generator
+        generator = load_generator(plan.model, plan.batch_size)
+        logger.info('loaded %s: %dx%d pages, %d channel(s), latent size %d', generator.description, generator.size,
+                    generator.size, generator.channels, generator.latent_size)
+        if plan.latents_file:
+            latents = read_latents_file('inference_input_latent', plan.latents_file, generator.latent_size)
         else:
-            latents = standard_normal_latents(self.inference_output_num, generator.latent_size, make_random_generator(self.random_seed))
-        paths, pages = generate_numbered_images(generator, latents, self.inference_output_directory, PAGE_PREFIX,
-                                                self.inference_output_format, self.inference_batch_size,
-                                                keep_images=self.inference_grid)
-        remove_stale_numbered_files(self.inference_output_directory, PAGE_PREFIX, PAGE_FORMATS, len(paths), self.inference_output_format)
-        if self.inference_grid:
-            save_grid(pages, self.grid_path())
-        logger.info('inference: wrote %d pages (%s) to %s', len(paths), self.inference_output_format, self.inference_output_directory)
+            latents = standard_normal_latents(plan.page_count, generator.latent_size, make_random_generator(plan.random_seed))
+        write_atomically(os.path.join(plan.run_folder, LATENTS_FILE),
+                         lambda handle: np.save(handle, latents, allow_pickle=False))
+        paths, pages = write_numbered_images(generator, latents, plan.run_folder, PAGE_PREFIX, plan.page_format,
+                                             plan.contrast_stretch, keep_images=plan.grid)
+        if plan.grid:
+            save_grid(pages, plan.grid_path)
+        logger.info('inference: wrote %d pages (%s) and their latents to %s', len(paths), plan.page_format, plan.run_folder)
         return paths

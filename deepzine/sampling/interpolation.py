@@ -4,20 +4,24 @@
     interpolation_method: slerp          # linear, slerp, tozero (alias origin), smooth
     interpolation_vector_num: 10         # random waypoints (or interpolation_latents: waypoints.npy)
     interpolation_frames: 100            # frames per segment between two waypoints
-    export_movie: true                   # -> <inference_output_directory>/interpolation.mp4
+    export_movie: true                   # -> <run folder>/interpolation.mp4
 
-Frames are interpolation_00000.png, ... in inference_output_directory, as in the
-original DeepZine. Frame counts are defined in deepzine.sampling.latent_paths.
+From two pages of an inference grid to a movie: point interpolation_latents at
+that run's inference_latents.npy and pick the pages' rows with
+interpolation_latent_rows: [3, 17]. Frames are interpolation_00000.png, ... in
+the run folder, as the original DeepZine named them. Frame counts are defined
+in deepzine.sampling.latent_paths.
 """
 
+import dataclasses
 import logging
 import os
 
-from deepzine.parameter_groups import ModelFileParameters, ModelParameters, SampleOutputParameters
+from deepzine.parameter_groups import ModelFileParameters, OutputSizeParameters, SampleOutputParameters, SeedParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive
 from deepzine.sampling import latent_paths, movie
-from deepzine.sampling.generation import (check_latents_file, check_model_exists, generate_numbered_images, load_page_generator, model_location,
-                                          numbered_name, read_latents_file, remove_stale_numbered_files)
+from deepzine.sampling.generation import (check_latents_file, next_run_folder, numbered_name, read_latents_file,
+                                          sampling_model, write_numbered_images)
 from deepzine.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -41,90 +45,144 @@ def _even_positive(value):
         return 'must be a positive even number of pixels (H.264 in yuv420p needs even sizes)'
 
 
-class InterpolationStage(Stage, ModelParameters, ModelFileParameters, SampleOutputParameters):
-    toggle = 'interpolation'
+def _row_list(value):
+    if value is not None and (not value or any(not isinstance(row, int) or row < 0 for row in value)):
+        return 'must be a list of row numbers (0 is the first row), e.g. [3, 17]'
 
-    interpolation = Parameter(False, 'bool', 'render a walk through latent space as frames interpolation_00000.png, ...')
+
+@dataclasses.dataclass(frozen=True)
+class MovieSettings:
+    path: str
+    fps: int
+    codec: str
+    crf: int
+    size: object
+
+
+@dataclasses.dataclass(frozen=True)
+class InterpolationPlan:
+    model: object                 # deepzine.model.loading.ModelLocation
+    run_folder: str
+    method: str
+    waypoints_file: str
+    waypoint_rows: object
+    waypoint_count: int
+    frames_per_segment: int
+    loop: bool
+    smooth_duration_sec: float
+    smoothing_sec: float
+    fps: int
+    batch_size: int
+    random_seed: object
+    contrast_stretch: bool
+    movie: object                 # MovieSettings, or None
+
+    def frame_count_description(self):
+        if self.method == 'smooth':
+            count = latent_paths.smooth_frame_count(self.smooth_duration_sec, self.fps)
+            return (f'{count} frames of a looping smooth walk ({self.smooth_duration_sec:g} s at {self.fps} fps, '
+                    f'smoothing {self.smoothing_sec:g} s)')
+        if self.waypoints_file and self.waypoint_rows is None:
+            rule = f'{self.frames_per_segment} x N' if self.loop else f'{self.frames_per_segment} x (N - 1) + 1'
+            return f'{rule} frames through the N waypoints of {self.waypoints_file} ({self.method})'
+        count = latent_paths.path_frame_count(self.waypoint_count, self.frames_per_segment, self.loop)
+        source = (f'rows {list(self.waypoint_rows)} of {self.waypoints_file}' if self.waypoints_file
+                  else f'{self.waypoint_count} random waypoints')
+        return (f'{count} frames through {source} ({self.method}, {self.frames_per_segment} per segment, '
+                f'loop {"on" if self.loop else "off"})')
+
+
+class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOutputParameters, SeedParameters):
+    toggle = 'interpolation'
+    summary = 'a walk through latent space, its frames and a movie'
+
+    interpolation = Parameter(False, 'bool', 'render a walk through latent space as frames interpolation_00000.png, ... in a new run folder')
     interpolation_method = Parameter('slerp', 'str', 'path between waypoints: linear, slerp (great circle), tozero (via the origin), '
                                      'or smooth (a looping Gaussian-smoothed random walk, as in the PGGAN videos)',
                                      choices=latent_paths.METHODS, aliases={'origin': 'tozero'})
-    interpolation_latents = Parameter(None, 'path', '.npy of waypoints [N, latent_size], N >= 2, instead of random ones (not for smooth)')
+    interpolation_latents = Parameter(None, 'path', '.npy of waypoints [N, latent_size], N >= 2, instead of random ones (not for smooth), e.g. the inference_latents.npy of an inference run')
+    interpolation_latent_rows = Parameter(None, 'list', 'rows of interpolation_latents to visit, in this order, e.g. [3, 17] for pages 3 and 17 of an inference run (0 is the first); None: every row', check=_row_list)
     interpolation_frames = Parameter(100, 'int', 'frames per segment between two waypoints (not for smooth)', check=positive)
     interpolation_vector_num = Parameter(10, 'int', 'random waypoints to visit when interpolation_latents is not set (not for smooth)', check=_at_least_two)
     interpolation_loop = Parameter(False, 'bool', 'add a last segment back to the first waypoint so the movie loops (smooth always loops)')
     interpolation_duration_sec = Parameter(60.0, 'float', 'smooth only: length of the walk in seconds at movie_fps', check=positive)
     interpolation_smoothing_sec = Parameter(1.0, 'float', 'smooth only: width (sigma) of the Gaussian over time in seconds; larger drifts slower', check=non_negative)
     export_movie = Parameter(False, 'bool', 'encode the interpolation frames into a video (ffmpeg bundled with imageio-ffmpeg)')
-    movie_path = Parameter(None, 'path', 'the video to write; None: <inference_output_directory>/interpolation.mp4')
+    movie_path = Parameter(None, 'path', f'the video to write; its extension picks the container ({", ".join(movie.CONTAINERS)}); None: interpolation.mp4 in the run folder')
     movie_fps = Parameter(movie.DEFAULT_FPS, 'int', 'frames per second of the movie (and of the smooth walk)', check=positive)
-    movie_codec = Parameter(movie.DEFAULT_CODEC, 'str', 'ffmpeg video encoder: libx264 plays everywhere; libx265 or libaom-av1 are smaller')
-    movie_crf = Parameter(movie.DEFAULT_CRF, 'int', 'constant rate factor: 0 lossless, 18 visually lossless, 51 worst', check=_crf_range)
-    movie_size = Parameter(None, 'int', 'movie width and height in pixels, even (nearest-neighbour upscale); '
-                           f'None: a whole multiple of the model size, at least {movie.AUTOMATIC_MIN_SIZE}', check=_even_positive)
+    movie_codec = Parameter(None, 'str', 'ffmpeg video encoder; None: the usual one for the container (libx264 for .mp4, libvpx-vp9 for .webm, gif for .gif); libx265 or libaom-av1 are smaller')
+    movie_crf = Parameter(movie.DEFAULT_CRF, 'int', 'constant rate factor: 0 lossless, 18 visually lossless, 51 worst (not for gif)', check=_crf_range)
+    movie_size = Parameter(None, 'int', 'longer side of the movie in pixels, even (pages are square: its width and height); '
+                           f'nearest-neighbour upscale; None: a whole multiple of the model size, at least {movie.AUTOMATIC_MIN_SIZE}', check=_even_positive)
 
-    def validate(self):
-        check_model_exists(self)
+    def validate(self, earlier):
         if self.interpolation_method == 'smooth' and self.interpolation_latents:
             raise ConfigError(f'interpolation_latents={self.interpolation_latents}: smooth draws its own random walk; '
                               'use linear, slerp or tozero to visit given latents')
+        if self.interpolation_latent_rows is not None and not self.interpolation_latents:
+            raise ConfigError(f'interpolation_latent_rows={self.interpolation_latent_rows}: rows of which file? set '
+                              'interpolation_latents, e.g. to the inference_latents.npy of an inference run')
+        if self.interpolation_latent_rows is not None and len(self.interpolation_latent_rows) < 2:
+            raise ConfigError(f'interpolation_latent_rows={self.interpolation_latent_rows}: a path needs at least 2 rows')
         check_latents_file('interpolation_latents', self.interpolation_latents)
-        if self.export_movie and os.path.isdir(self.resolved_movie_path()):
-            raise ConfigError(f'movie_path={self.movie_path}: is a folder; give a file name such as interpolation.mp4')
-        if self.export_movie and not os.path.splitext(self.resolved_movie_path())[1]:
-            raise ConfigError(f'movie_path={self.movie_path}: needs an extension (.mp4, .mkv, .mov) to choose the container')
+        run_folder = next_run_folder(self.inference_output_directory, earlier)
+        return InterpolationPlan(
+            model=sampling_model(self, earlier), run_folder=run_folder, method=self.interpolation_method,
+            waypoints_file=self.interpolation_latents,
+            waypoint_rows=tuple(self.interpolation_latent_rows) if self.interpolation_latent_rows else None,
+            waypoint_count=(len(self.interpolation_latent_rows) if self.interpolation_latent_rows
+                            else self.interpolation_vector_num),
+            frames_per_segment=self.interpolation_frames, loop=self.interpolation_loop,
+            smooth_duration_sec=self.interpolation_duration_sec, smoothing_sec=self.interpolation_smoothing_sec,
+            fps=self.movie_fps, batch_size=self.inference_batch_size,
+            random_seed=self.random_seed, contrast_stretch=self.contrast_stretch,
+            movie=self._movie(run_folder) if self.export_movie else None)
 
-    def resolved_movie_path(self):
-        return self.movie_path or os.path.join(self.inference_output_directory, 'interpolation.mp4')
+    def _movie(self, run_folder):
+        path = self.movie_path or os.path.join(run_folder, 'interpolation.mp4')
+        if os.path.isdir(path):
+            raise ConfigError(f'movie_path={path}: is a folder; give a file name such as interpolation.mp4')
+        codec = movie.check_movie_output(path, self.movie_codec, key='movie_path')
+        return MovieSettings(path, self.movie_fps, codec, self.movie_crf, self.movie_size)
 
-    def frame_count_description(self):
-        if self.interpolation_method == 'smooth':
-            count = latent_paths.smooth_frame_count(self.interpolation_duration_sec, self.movie_fps)
-            return (f'{count} frames of a looping smooth walk ({self.interpolation_duration_sec:g} s at {self.movie_fps} fps, '
-                    f'smoothing {self.interpolation_smoothing_sec:g} s)')
-        if self.interpolation_latents:
-            rule = f'{self.interpolation_frames} x N' if self.interpolation_loop else f'{self.interpolation_frames} x (N - 1) + 1'
-            return f'{rule} frames through the N waypoints of {self.interpolation_latents} ({self.interpolation_method})'
-        count = latent_paths.path_frame_count(self.interpolation_vector_num, self.interpolation_frames, self.interpolation_loop)
-        return (f'{count} frames through {self.interpolation_vector_num} random waypoints ({self.interpolation_method}, '
-                f'{self.interpolation_frames} per segment, loop {"on" if self.interpolation_loop else "off"})')
-
-    def plan(self):
-        seed = 'a fresh random seed' if self.random_seed is None else f'random_seed {self.random_seed}'
-        first = os.path.join(self.inference_output_directory, numbered_name(FRAME_PREFIX, 0, FRAME_FORMAT))
-        lines = [f'load the {self.gan_output_size}px generator from {model_location(self)}',
-                 f'render {self.frame_count_description()}, {seed}, batches of {self.inference_batch_size}',
+    def describe(self, plan):
+        seed = 'a fresh random seed' if plan.random_seed is None else f'random_seed {plan.random_seed}'
+        first = os.path.join(plan.run_folder, numbered_name(FRAME_PREFIX, 0, FRAME_FORMAT))
+        lines = [f'load {plan.model.describe()}',
+                 f'render {plan.frame_count_description()}, {seed}, batches of {plan.batch_size}',
                  f'write {first} ...']
-        if self.export_movie:
-            size = 'automatic size' if self.movie_size is None else f'{self.movie_size}px'
-            lines.append(f'encode {self.resolved_movie_path()} ({self.movie_codec}, crf {self.movie_crf}, {self.movie_fps} fps, {size})')
+        if plan.movie:
+            size = 'automatic size' if plan.movie.size is None else f'{plan.movie.size}px'
+            lines.append(f'encode {plan.movie.path} ({plan.movie.codec}, crf {plan.movie.crf}, {plan.movie.fps} fps, {size})')
         return lines
 
-    def output_directory(self):
-        return self.inference_output_directory
+    def output_directory(self, plan):
+        return plan.run_folder
 
-    def latent_path(self, latent_size):
-        """The latents of every frame, float32 [frame_count, latent_size]."""
-        random_generator = latent_paths.make_random_generator(self.random_seed)
-        if self.interpolation_method == 'smooth':
-            frame_count = latent_paths.smooth_frame_count(self.interpolation_duration_sec, self.movie_fps)
-            smoothing_frames = self.interpolation_smoothing_sec * self.movie_fps
-            return latent_paths.smooth_loop_walk(frame_count, latent_size, smoothing_frames, random_generator)
-        if self.interpolation_latents:
-            waypoints = read_latents_file('interpolation_latents', self.interpolation_latents, latent_size, minimum_count=2)
-        else:
-            waypoints = latent_paths.standard_normal_latents(self.interpolation_vector_num, latent_size, random_generator)
-        return latent_paths.waypoint_path(waypoints, self.interpolation_frames, self.interpolation_method, self.interpolation_loop)
-
-    def run(self):
-        generator = load_page_generator(self)
-        if self.export_movie:
-            movie.check_codec(self.movie_codec)  # before rendering, not after minutes of it
-        latents = self.latent_path(generator.latent_size)
-        frame_paths, _ = generate_numbered_images(generator, latents, self.inference_output_directory, FRAME_PREFIX,
-                                                  FRAME_FORMAT, self.inference_batch_size)
-        remove_stale_numbered_files(self.inference_output_directory, FRAME_PREFIX, (FRAME_FORMAT,), len(frame_paths), FRAME_FORMAT)
-        logger.info('interpolation: wrote %d frames to %s', len(frame_paths), self.inference_output_directory)
-        if self.export_movie:
-            movie.write_movie(frame_paths, self.resolved_movie_path(), fps=self.movie_fps, codec=self.movie_codec,
-                              crf=self.movie_crf, movie_size=self.movie_size)
+    def run(self, plan):
+        from deepzine.model.loading import load_generator
+        generator = load_generator(plan.model, plan.batch_size)
+        logger.info('loaded %s: %dx%d pages, latent size %d', generator.description, generator.size, generator.size,
+                    generator.latent_size)
+        latents = frame_latents(plan, generator.latent_size)
+        frame_paths, _ = write_numbered_images(generator, latents, plan.run_folder, FRAME_PREFIX, FRAME_FORMAT,
+                                               plan.contrast_stretch)
+        logger.info('interpolation: wrote %d frames to %s', len(frame_paths), plan.run_folder)
+        if plan.movie:
+            movie.write_movie(frame_paths, plan.movie.path, fps=plan.movie.fps, codec=plan.movie.codec,
+                              crf=plan.movie.crf, movie_size=plan.movie.size)
         return frame_paths
+
+
+def frame_latents(plan, latent_size):
+    """The latents of every frame, float32 [frame_count, latent_size]."""
+    random_generator = latent_paths.make_random_generator(plan.random_seed)
+    if plan.method == 'smooth':
+        return latent_paths.smooth_loop_walk(latent_paths.smooth_frame_count(plan.smooth_duration_sec, plan.fps),
+                                             latent_size, plan.smoothing_sec * plan.fps, random_generator)
+    if plan.waypoints_file:
+        waypoints = read_latents_file('interpolation_latents', plan.waypoints_file, latent_size, minimum_count=2,
+                                      rows=plan.waypoint_rows, rows_key='interpolation_latent_rows')
+    else:
+        waypoints = latent_paths.standard_normal_latents(plan.waypoint_count, latent_size, random_generator)
+    return latent_paths.waypoint_path(waypoints, plan.frames_per_segment, plan.method, plan.loop)

@@ -4,12 +4,12 @@ No system ffmpeg is needed: `imageio_ffmpeg.get_ffmpeg_exe()` points at the
 binary in the wheel. Small models are scaled up with nearest-neighbour (crisp
 pixels rather than blur) so a 64x64 model still makes a watchable video.
 
-Also a command for any folder of frames:
-
-    deepzine movie FRAMES_DIR OUT.mp4 [--fps 30] [--size 512] [--crf 18] [--codec libx264]
+The container comes from the file's extension (CONTAINERS): each holds only
+some encoders, and a wrong pair is refused before any frame is rendered (an
+encoder ffmpeg refuses would otherwise only show as a broken pipe at the end).
+`deepzine movie FRAMES_DIR OUT.mp4` (deepzine.cli) encodes any folder of frames.
 """
 
-import argparse
 import fnmatch
 import logging
 import math
@@ -27,12 +27,25 @@ from deepzine.sampling.images import to_pil_image
 logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30  # the official PGGAN video script's mp4_fps; smooth and common to every player
-DEFAULT_CODEC = 'libx264'  # H.264 plays everywhere (browsers, QuickTime, phones)
 DEFAULT_CRF = 18  # x264's "visually lossless"; 0 is lossless but needs a 4:4:4 profile few players decode
 AUTOMATIC_MIN_SIZE = 512  # without movie_size, scale up by a whole factor until the longer side reaches this
 
 FRAME_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 INTERPOLATION_FRAME_PATTERN = 'interpolation_[0-9]*.png'  # what the interpolation stage writes
+
+# Extension -> (encoders of the bundled ffmpeg that container holds, the first being the default; pixel format).
+# H.264 in .mp4 plays everywhere (browsers, QuickTime, phones); yuv420p is what players decode.
+_EVERYDAY = ('libx264', 'libx265', 'libaom-av1', 'libsvtav1', 'mpeg4')
+CONTAINERS = {
+    '.mp4': (_EVERYDAY, 'yuv420p'),
+    '.m4v': (_EVERYDAY, 'yuv420p'),
+    '.mov': (('libx264', 'libx265', 'mpeg4'), 'yuv420p'),
+    '.mkv': (_EVERYDAY + ('libvpx-vp9', 'ffv1'), 'yuv420p'),
+    '.webm': (('libvpx-vp9', 'libvpx', 'libaom-av1', 'libsvtav1'), 'yuv420p'),
+    '.avi': (('mpeg4', 'libx264'), 'yuv420p'),
+    '.gif': (('gif',), 'rgb8'),
+}
+_CONSTANT_QUALITY = {'libx264', 'libx265', 'libaom-av1', 'libsvtav1', 'libvpx-vp9', 'libvpx'}  # take -crf
 
 
 def movie_frame_size(frame_width, frame_height, movie_size=None):
@@ -107,19 +120,30 @@ def available_video_encoders():
             if line.startswith(' V') and len(line.split()) > 1 and line.split()[1] != '='}
 
 
-def check_codec(codec, key='movie_codec'):
-    """Raise ConfigError unless the bundled ffmpeg can encode with `codec`.
+def check_movie_output(movie_path, codec=None, key='movie_path', codec_key='movie_codec'):
+    """The encoder to write `movie_path` with (`codec`, or the container's usual one); ConfigError if it cannot be.
 
-    Needed because imageio-ffmpeg does not report an encoder that ffmpeg refuses:
-    the frames vanish into a closed pipe and no movie appears.
+    Checked before any frame is rendered: imageio-ffmpeg does not report an
+    encoder or container ffmpeg refuses, the frames vanish into a closed pipe.
     """
+    extension = os.path.splitext(movie_path)[1].lower()
+    if extension not in CONTAINERS:
+        raise ConfigError(f'{key}={movie_path}: the extension must choose a video container: '
+                          f'{", ".join(CONTAINERS)}')
+    allowed, _ = CONTAINERS[extension]
     encoders = available_video_encoders()
+    if codec is None:
+        return next(name for name in allowed if name in encoders)
     if codec not in encoders:
-        common = [name for name in ('libx264', 'libx265', 'libaom-av1', 'libvpx-vp9', 'mpeg4') if name in encoders]
-        raise ConfigError(f'{key}={codec}: not a video encoder of the bundled ffmpeg; try {", ".join(common)}')
+        raise ConfigError(f'{codec_key}={codec}: not a video encoder of the bundled ffmpeg; for {extension} use '
+                          f'{", ".join(name for name in allowed if name in encoders)}')
+    if codec not in allowed:
+        raise ConfigError(f'{codec_key}={codec}: a {extension} file cannot hold it; use '
+                          f'{", ".join(name for name in allowed if name in encoders)}, or another extension')
+    return codec
 
 
-def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=DEFAULT_CODEC, crf=DEFAULT_CRF, movie_size=None):
+def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=None, crf=DEFAULT_CRF, movie_size=None):
     """Encode `frames` (image paths, or arrays [H, W, C] uint8 / float in [-1, 1]) into `movie_path`.
 
     Frames are streamed to ffmpeg one at a time (an hour of 512x512 video does not
@@ -129,7 +153,7 @@ def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=DEFAULT_CODEC, crf=DE
     """
     import imageio_ffmpeg
     from PIL import Image
-    check_codec(codec)
+    codec = check_movie_output(movie_path, codec)
     frame_count = len(frames)
     if frame_count == 0:
         raise ValueError(f'{movie_path}: no frames to encode')
@@ -138,16 +162,21 @@ def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=DEFAULT_CODEC, crf=DE
     movie_width, movie_height = movie_frame_size(frame_width, frame_height, movie_size)
     resample = Image.Resampling.NEAREST if movie_width >= frame_width else Image.Resampling.BOX
 
-    extension = os.path.splitext(movie_path)[1] or '.mp4'
-    output_options = ['-crf', str(crf)]
-    if extension.lower() in ('.mp4', '.mov', '.m4v'):
+    extension = os.path.splitext(movie_path)[1].lower()
+    pixel_format = CONTAINERS[extension][1]
+    output_options = []
+    if codec in _CONSTANT_QUALITY:
+        output_options += ['-crf', str(crf)] + (['-b:v', '0'] if codec.startswith('libvpx') else [])
+    elif codec == 'mpeg4':
+        output_options += ['-q:v', '2']  # mpeg4 has no crf: its best constant quality
+    if extension in ('.mp4', '.mov', '.m4v'):
         output_options += ['-movflags', '+faststart']  # index first: browsers start playing before the download ends
         if codec == 'libx265':
             output_options += ['-tag:v', 'hvc1']  # the tag QuickTime and Safari require for HEVC
     # The temporary name keeps the extension: ffmpeg picks the container by it.
     with atomic_path(movie_path, suffix=extension) as temporary_path:
         writer = imageio_ffmpeg.write_frames(
-            temporary_path, (movie_width, movie_height), pix_fmt_in='rgb24', pix_fmt_out='yuv420p',
+            temporary_path, (movie_width, movie_height), pix_fmt_in='rgb24', pix_fmt_out=pixel_format,
             fps=fps, quality=None, codec=codec, macro_block_size=1, ffmpeg_log_level='error',
             output_params=output_options)
         writer.send(None)
@@ -169,44 +198,3 @@ def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=DEFAULT_CODEC, crf=DE
             raise RuntimeError(f'{movie_path}: ffmpeg wrote {encoded_frames} of {frame_count} frames; see its messages above')
     logger.info('wrote %s: %d frames, %dx%d, %s fps, %s crf %s', movie_path, frame_count, movie_width, movie_height, fps, codec, crf)
     return movie_path
-
-
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'{text}: must be positive')
-    return value
-
-
-def _even_size(text):
-    value = _positive_int(text)
-    if value % 2:
-        raise argparse.ArgumentTypeError(f'{text}: must be even (H.264 in yuv420p needs even sizes)')
-    return value
-
-
-def movie_command(argv):
-    """`deepzine movie FRAMES_DIR OUT.mp4 [--fps N] [--size N] [--crf N] [--codec X] [--pattern GLOB]`; returns 0.
-
-    User errors raise ConfigError (the CLI prints one line and exits 2); argparse
-    exits 2 by itself on malformed options.
-    """
-    parser = argparse.ArgumentParser(
-        prog='deepzine movie', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='Encode a folder of frames (e.g. interpolation_00000.png, ...) into a video, '
-                    'with the ffmpeg bundled in imageio-ffmpeg.',
-        epilog='example:\n  deepzine movie ./inference ./inference/walk.mp4 --fps 24 --size 768')
-    parser.add_argument('frames_directory', help='folder of frames, taken in natural name order (frame_2 before frame_10)')
-    parser.add_argument('movie_path', help='the video to write, e.g. out.mp4 (the extension picks the container)')
-    parser.add_argument('--fps', type=_positive_int, default=DEFAULT_FPS, help=f'frames per second (default {DEFAULT_FPS})')
-    parser.add_argument('--size', type=_even_size, default=None,
-                        help=f'longer side of the movie in pixels, even (default: a whole multiple of the frame size, at least {AUTOMATIC_MIN_SIZE})')
-    parser.add_argument('--crf', type=int, default=DEFAULT_CRF, help=f'constant rate factor: 0 lossless, 51 worst (default {DEFAULT_CRF})')
-    parser.add_argument('--codec', default=DEFAULT_CODEC, help=f'ffmpeg video encoder (default {DEFAULT_CODEC})')
-    parser.add_argument('--pattern', default=None,
-                        help='glob for frame names, e.g. "frame_*.jpg" (default: interpolation_*.png when present, else every .png/.jpg/.jpeg)')
-    arguments = parser.parse_args(argv)
-    frames = find_frames(arguments.frames_directory, arguments.pattern)
-    check_codec(arguments.codec, key='--codec')
-    write_movie(frames, arguments.movie_path, fps=arguments.fps, codec=arguments.codec, crf=arguments.crf, movie_size=arguments.size)
-    return 0

@@ -17,13 +17,16 @@ import tempfile
 
 import yaml
 
-from deepzine.files import write_yaml
+from deepzine import files
+from deepzine.files import OutOfSpace, is_out_of_space
+from deepzine.model.architecture import Architecture
 from deepzine.parameter_groups import ModelParameters
 from deepzine.parameters import ConfigError
+from deepzine.sizes import sizes_between
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the description holds the Architecture (1: only the config keys)
 CHECKPOINT_FOLDER = 'checkpoints'
 RUN_CONFIG_FILE = 'run_config.yaml'
 CHECKPOINTS_TO_KEEP = 3
@@ -35,10 +38,10 @@ def checkpoint_directory(log_dir):
     return os.path.join(log_dir, CHECKPOINT_FOLDER)
 
 
-def run_description(config, channels):
-    """What identifies a run: the format version, the resolved config and the data's channel count."""
-    return {'format_version': FORMAT_VERSION, 'channels': channels,
-            'config': {key: value for key, value in config.items()}}
+def run_description(settings, channels, architecture):
+    """What identifies a run: the format version, the train stage's keys, the data's channels and the networks."""
+    return {'format_version': FORMAT_VERSION, 'channels': channels, 'config': dict(settings),
+            'architecture': json.loads(architecture.to_json())}
 
 
 def read_run_config(log_dir):
@@ -49,31 +52,71 @@ def read_run_config(log_dir):
             return yaml.safe_load(handle)
     except FileNotFoundError:
         return None
-    except yaml.YAMLError as error:
-        raise ConfigError(f'{path}: not valid YAML ({error}); restore it or use a new log_dir') from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f'{path}: unreadable ({str(error).splitlines()[0]}); restore it or use a new log_dir') from None
 
 
-def shape_differences(saved, config, channels=None):
-    """['max_filter: saved 128, now 64', ...] for the shape-defining keys that differ (channels only when known)."""
+def _widths_of_format_1(config):
+    """Filter widths as runs of format 1 built them: max_filter up to the transition size, halved above it."""
+    widths = {}
+    for size in sizes_between(4, config['gan_output_size']):
+        halvings = max(0, (size // config['filter_num_reduction_transition_size']).bit_length() - 1)
+        widths[size] = max(config['min_filter'], config['max_filter'] >> halvings)
+    return widths
+
+
+def saved_architecture(saved):
+    """The Architecture of the run described by `saved` (run_config.yaml or a checkpoint's description)."""
+    if saved.get('architecture'):
+        return Architecture(**saved['architecture'])
+    config = saved['config']
+    return Architecture(latent_size=config['latent_size'], channels=saved['channels'],
+                        output_size=config['gan_output_size'], widths=_widths_of_format_1(config),
+                        equalized_learning_rate=config['equalized_learning_rate'],
+                        minibatch_group_size=config['minibatch_group_size'])
+
+
+def architecture_differences(saved, current):
+    """['max_filter widths: saved {...}, now {...}', ...] for every field of two Architectures that differs."""
+    return [f'{name}: saved {getattr(saved, name)!r}, now {getattr(current, name)!r}'
+            for name in ('latent_size', 'channels', 'output_size', 'widths', 'equalized_learning_rate',
+                         'normalize_latent', 'minibatch_group_size', 'rgb_sizes')
+            if getattr(saved, name) != getattr(current, name)]
+
+
+def _key_differences(saved, settings, channels):
+    """For runs of format 1: ['max_filter: saved 128, now 64', ...] over the shape-defining keys and the channels."""
     saved_values = dict(saved.get('config', {}), channels=saved.get('channels'))
-    current = dict(config, channels=channels)
-    keys = SHAPE_KEYS if channels is not None else SHAPE_KEYS[:-1]
+    current = dict(settings, channels=channels)
     return [f'{key}: saved {saved_values.get(key)!r}, now {current.get(key)!r}'
-            for key in keys if saved_values.get(key) != current.get(key)]
+            for key in SHAPE_KEYS if saved_values.get(key) != current.get(key)]
 
 
-def check_same_run(saved, config, log_dir, channels=None):
-    """ConfigError naming every differing shape key, unless the config can continue the run saved in log_dir."""
+def check_same_run(saved, architecture, settings, channels, log_dir):
+    """ConfigError naming what differs, unless the config (its networks, its data's channels) continues the saved run."""
     if saved is None:
         return
     if saved.get('format_version', 0) > FORMAT_VERSION:
         raise ConfigError(f'log_dir={log_dir}: its checkpoints were written by a newer DeepZine (format '
                           f'{saved["format_version"]}, this one reads {FORMAT_VERSION}); update DeepZine')
-    differences = shape_differences(saved, config, channels)
+    if saved.get('architecture'):
+        differences = architecture_differences(saved_architecture(saved), architecture)
+    else:
+        differences = _key_differences(saved, settings, channels)
     if differences:
         where = os.path.join(checkpoint_directory(log_dir), RUN_CONFIG_FILE)
-        raise ConfigError(f'log_dir={log_dir} holds a run with other model parameters ({"; ".join(differences)}): '
-                          f'use a new log_dir, or set these keys back to the saved values (the run\'s config is {where})')
+        raise ConfigError(f'log_dir={log_dir} holds a run with other networks ({"; ".join(differences)}): use a new '
+                          f'log_dir, or set the model keys back to the run\'s (its settings are in {where})')
+
+
+def remove_leftovers(log_dir):
+    """Delete what a run killed while saving left behind (TensorFlow's `ckpt-N_temp` folders, our `.partial` files)."""
+    directory = checkpoint_directory(log_dir)
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        if name.endswith('_temp') and os.path.isdir(os.path.join(directory, name)):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    files.remove_leftovers(directory)
+    files.remove_leftovers(log_dir)
 
 
 def read_checkpoint_description(prefix):
@@ -124,9 +167,15 @@ class RunCheckpoint:
         """Save at the current step of `phase`; returns the checkpoint prefix."""
         self.phase_size.assign(phase.size)
         self.phase_kind.assign(KIND_CODES[phase.kind])
-        prefix = self.manager.save(checkpoint_number=int(self.state.global_step.numpy()))
+        try:
+            prefix = self.manager.save(checkpoint_number=int(self.state.global_step.numpy()))
+        except Exception as error:
+            if not is_out_of_space(error):
+                raise
+            remove_leftovers(self.log_dir)  # the half-written ckpt-N_temp; the earlier checkpoints are intact
+            raise OutOfSpace(self.manager.directory, 'a checkpoint') from None
         if self.chief and not self._run_config_written:
-            write_yaml(os.path.join(checkpoint_directory(self.log_dir), RUN_CONFIG_FILE), self.description)
+            files.write_yaml(os.path.join(checkpoint_directory(self.log_dir), RUN_CONFIG_FILE), self.description)
             self._run_config_written = True
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
@@ -143,11 +192,20 @@ class RunCheckpoint:
         kind = {code: name for name, code in KIND_CODES.items()}[int(self.phase_kind.numpy())]
         return int(self.phase_size.numpy()), kind, int(self.state.phase_step.numpy())
 
+    def import_original_checkpoint(self, folder):
+        """Start from an ORIGINAL DeepZine TF1 checkpoint: its generator (also as the EMA copy) and discriminator."""
+        from deepzine.model.legacy import load_legacy_networks
+        _, generator, discriminator = load_legacy_networks(folder)
+        for source, targets in ((generator, (self.checkpoint.generator, self.checkpoint.generator_ema)),
+                                (discriminator, (self.checkpoint.discriminator,))):
+            for target in targets:
+                for source_weight, target_weight in zip(source.weights, target.weights):
+                    target_weight.assign(source_weight)
+
     def import_model_folder(self, folder, architecture):
-        """Start from a per-resolution model folder (its generator, EMA and discriminator), for gan_starting_size > 4."""
+        """Start from a per-resolution model folder (its generator, EMA and discriminator): growing or fine-tuning."""
         import tensorflow as tf
         from deepzine.model.model_folder import CHECKPOINT_PREFIX, read_model_json
-        from deepzine.model.architecture import Architecture
         saved = read_model_json(folder)
         missing = {'generator', 'generator_ema', 'discriminator'} - set(saved.get('networks', []))
         if missing:

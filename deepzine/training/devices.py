@@ -65,6 +65,36 @@ def choose_strategy(gpu_num):
     return tf.distribute.get_strategy()
 
 
+def nvidia_gpus_present():
+    """GPUs the NVIDIA driver sees (from /proc, no subprocess): a GPU TensorFlow may or may not be able to use."""
+    try:
+        return len(os.listdir('/proc/driver/nvidia/gpus'))
+    except OSError:
+        return 0
+
+
+def describe_devices(strategy):
+    """`the CPU (no GPU visible to TensorFlow)` or `2 GPUs (NVIDIA A100, NVIDIA A100)`: the training log says it once.
+
+    Warns when the machine has an NVIDIA GPU that this TensorFlow cannot use
+    (the CPU-only wheel, or CUDA libraries missing): otherwise training would
+    silently run tens of times slower on the CPU.
+    """
+    import tensorflow as tf
+    if not uses_gpu(strategy):
+        if nvidia_gpus_present():
+            logger.warning('this machine has %d NVIDIA GPU(s) but TensorFlow cannot use them, so training runs on the '
+                           'CPU: install the GPU build (pip install "tensorflow[and-cuda]"; see the README, Hardware)',
+                           nvidia_gpus_present())
+        return 'the CPU (no GPU visible to TensorFlow)'
+    names = []
+    for device in tf.config.list_physical_devices('GPU'):
+        details = tf.config.experimental.get_device_details(device)
+        names.append(details.get('device_name', device.name))
+    replicas = strategy.num_replicas_in_sync
+    return f'{replicas} GPU{"s" if replicas > 1 else ""} ({", ".join(names[:replicas]) or "GPU"})'
+
+
 def is_chief(strategy):
     """True on the process that writes files: always, except on workers other than 0 of a multi-machine run."""
     resolver = getattr(strategy, 'cluster_resolver', None)
@@ -101,3 +131,17 @@ def cpu_has_bfloat16_units():
     if flags is None:
         return None
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+def advise_cpu_precision(mixed_precision, bfloat16_units):
+    """One line on whether mixed_precision suits a CPU with (True), without (False) or maybe without (None) bf16 units."""
+    if mixed_precision == 'mixed_bfloat16' and not bfloat16_units:
+        logger.warning('mixed_precision=mixed_bfloat16 on a CPU %s bfloat16 units: about 12x slower than float32 '
+                       'where they are missing; use mixed_precision: float32 unless yours has them',
+                       'without' if bfloat16_units is False else 'that may lack')
+    elif mixed_precision == 'mixed_float16':
+        logger.warning('mixed_precision=mixed_float16 on a CPU: several times slower than float32 (it is for '
+                       'NVIDIA GPUs); use float32%s', ' or mixed_bfloat16' if bfloat16_units else '')
+    elif mixed_precision == 'float32' and bfloat16_units:
+        logger.info('this CPU has bfloat16 units: mixed_precision: mixed_bfloat16 may train faster (1.8x on the '
+                    'benchmark machine, bench/README.md)')

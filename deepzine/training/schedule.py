@@ -1,9 +1,10 @@
-"""The progressive schedule: which phases a run trains, how long each lasts, its batch size and its fade-in alpha.
+"""The progressive schedule: which phases a run trains, how long each lasts and its batch size.
 
 Pure Python (no TensorFlow), so `--dry-run` can print it instantly. A phase is
 one resolution in one of two kinds (Karras et al. 2018, section 3):
 
     fade    the new resolution's layers blend in: alpha goes linearly from 0 to 1
+            (computed inside the training step, deepzine.training.step)
     stable  the new resolution trains alone (alpha is not used)
 
 The first resolution (4x4) has only a stable phase. A run that starts higher
@@ -42,14 +43,8 @@ class Phase:
 
     @property
     def folder_name(self):
-        """`16_transition` or `16`: the samples sub-folder, as the original DeepZine named it."""
-        return f'{self.size}_transition' if self.fading else str(self.size)
-
-    def alpha(self, step):
-        """Fade-in weight of the new layers before step `step` (0-based): 0 at the first step, rising to 1 at the end."""
-        if not self.fading:
-            return None
-        return min(1.0, step / self.steps)
+        """`samples_16_Transition` or `samples_16`: the samples sub-folder, named as the original DeepZine named it."""
+        return f'samples_{self.size}_Transition' if self.fading else f'samples_{self.size}'
 
 
 def batch_size_for(size, batch_size, batch_size_reduction_transition_size, reduced_batch_size, batch_sizes=None):
@@ -130,3 +125,16 @@ def resume_position(phases, starting_size, saved_size=None, saved_kind=None, sav
     if saved_step >= phase.steps:
         return phase.index + 1, 0
     return phase.index, saved_step
+
+
+def check_replica_batches(phases, replicas, group_size):
+    """Each device's share of every batch must be whole, and split into whole minibatch-stddev groups."""
+    from deepzine.parameters import ConfigError
+    for phase in phases:
+        local, remainder = divmod(phase.batch_size, replicas)
+        if remainder or local == 0:
+            raise ConfigError(f'batch size {phase.batch_size} at {phase.size}x{phase.size}: must be a multiple of the '
+                              f'{replicas} devices training together (batch_size, reduced_batch_size, batch_sizes)')
+        if group_size and local > group_size and local % group_size:  # 0: the whole batch is one group
+            raise ConfigError(f'minibatch_group_size={group_size}: must divide the per-device batch of {local} at '
+                              f'{phase.size}x{phase.size} (batch {phase.batch_size} over {replicas} device(s))')

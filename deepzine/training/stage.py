@@ -5,16 +5,22 @@
     iterations_per_stage: 10000     # steps per phase (or images_per_phase: 800000, as the paper counts)
 
 Re-running the same config on the same log_dir continues where the last run
-stopped (mid-phase included). TensorFlow is imported only by run().
+stopped (mid-phase included). `validate` works out the whole run once - the
+page file it reads, the architecture, the phases, where it starts, the
+learning rate - into a `TrainPlan`; the trainer reads nothing else.
+TensorFlow is imported only by `run`.
 """
 
-import os
+import dataclasses
 
-from deepzine.model.model_folder import is_model_folder, read_model_json
-from deepzine.parameter_groups import DataFileParameters, DeviceParameters, ModelFileParameters, ModelParameters
+from deepzine.model.architecture import Architecture
+from deepzine.parameter_groups import (DataFileParameters, DeviceParameters, EvaluationParameters, LogDirParameters,
+                                       ModelParameters, PretrainedModelParameters, SeedParameters)
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two, size_map
+from deepzine.sizes import sizes_between
 from deepzine.stage import Stage
-from deepzine.training import checkpoints, schedule
+from deepzine.training import schedule
+from deepzine.training.starting_point import find_starting_point
 
 
 def _below_one(value):
@@ -22,14 +28,62 @@ def _below_one(value):
         return 'must be at least 0 and below 1'
 
 
-class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, ModelFileParameters):
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+    image_num: int
+    memorization_num: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainPlan:
+    """Everything a training run needs, worked out once from the keys and the files already on disk."""
+    data: object                  # deepzine.data.store.PageFileFacts of the pages read
+    log_dir: str
+    samples_dir: str
+    architecture: Architecture
+    phases: tuple                 # every phase 4x4 .. gan_output_size (schedule.Phase)
+    first_phase_index: int        # where a run without a checkpoint begins
+    start: object                 # deepzine.training.starting_point.StartingPoint
+    learning_rate: float
+    learning_rate_automatic: bool
+    gradient_penalty_weight: float
+    drift_weight: float
+    discriminator_updates: int
+    generator_updates: int
+    generator_ema_beta: float
+    reset_optimizer_on_growth: bool
+    jit_compile: object           # True, False, or None: on with a GPU
+    mixed_precision: str
+    gpu_num: object
+    random_seed: object
+    model_save_interval_steps: int
+    model_sample_interval_steps: int
+    model_loss_output_interval_steps: int
+    evaluation: object            # EvaluationSettings, or None
+    settings: dict                # the stage's keys, saved in checkpoints and model folders
+
+    @property
+    def trained_phases(self):
+        """The phases a run without a checkpoint trains."""
+        return self.phases[self.first_phase_index:]
+
+    @property
+    def model_directory(self):
+        """Where the model of each size goes (<log_dir>/<size>/), for stages that sample after training."""
+        return self.log_dir
+
+
+class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, LogDirParameters,
+                 PretrainedModelParameters, EvaluationParameters, SeedParameters):
     toggle = 'train'
+    summary = 'progressive growing 4x4 -> gan_output_size'
 
     train = Parameter(False, 'bool', 'train the progressive GAN on data_hdf5 into log_dir; re-running continues a stopped run')
-    samples_dir = Parameter('./samples', 'path', 'folder for sample grids during training, one sub-folder per phase (<size> or <size>_transition)')
+    samples_dir = Parameter('./samples', 'path', 'folder for sample grids during training, one sub-folder per phase (samples_<size>, or samples_<size>_Transition during a fade-in, as the original named them)')
 
     # Schedule
-    gan_starting_size = Parameter(4, 'int', 'first size to train; above 4 training starts from the model folder log_dir/<size/2>/ with the fade-in to this size, or, when this is gan_output_size and log_dir/<size>/ holds a model, fine-tunes that model (a converted original DeepZine one too) with this size\'s stable phase', check=power_of_two)
+    gan_starting_size = Parameter(4, 'int', 'first size to train; above 4 training starts from the model folder log_dir/<size/2>/ with the fade-in to this size, or, when this is gan_output_size and log_dir/<size>/ holds a model, fine-tunes that model (an original DeepZine one too) with this size\'s stable phase', check=power_of_two)
     iterations_per_stage = Parameter(10000, 'int', 'training steps per phase (each resolution has a fade-in and a stable phase; 4x4 only stable)', check=positive)
     images_per_phase = Parameter(None, 'int', 'real images per phase instead of iterations_per_stage (the paper: 800000); steps = this / batch size', check=positive)
     batch_size = Parameter(16, 'int', 'images per training step (summed over all GPUs) below batch_size_reduction_transition_size', check=positive)
@@ -43,8 +97,10 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
     generator_updates = Parameter(1, 'int', 'generator updates per step', check=positive)
     gradient_penalty_weight = Parameter(10.0, 'float', 'WGAN-GP lambda: weight of (|grad D| - 1)^2 at points between real and fake images', check=non_negative)
     drift_weight = Parameter(0.001, 'float', 'weight of D(real)^2, which keeps the critic\'s output near 0 (Karras et al. 2018)', check=non_negative)
-    generator_ema_beta = Parameter(0.999, 'float', 'exponential moving average of the generator weights per step; the average makes samples, model folders and the export', check=_below_one)
+    generator_ema_beta = Parameter(0.999, 'float', 'exponential moving average of the generator weights per step; the average makes samples, model folders and the export (0: none, as the original)', check=_below_one)
     reset_optimizer_on_growth = Parameter(True, 'bool', 'zero Adam\'s moments at the start of every phase after the first, as the paper\'s code does')
+
+    evaluate_during_training = Parameter(False, 'bool', 'also evaluate (same counts and seed) the generator at the end of every training phase, into log_dir/metrics')
 
     # Speed
     jit_compile = Parameter(None, 'bool', 'compile the loss and gradients with XLA; None: on with a GPU, off on a CPU (measured slower there: bench/README.md)')
@@ -55,85 +111,59 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, M
     model_sample_interval_steps = Parameter(400, 'int', 'steps between sample grids in samples_dir and TensorBoard', check=positive)
     model_loss_output_interval_steps = Parameter(40, 'int', 'steps between loss lines in the log and TensorBoard scalars', check=positive)
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.config = dict(config)  # stored in checkpoints and model folders
-
-    def phases(self):
-        return schedule.phases_from_stage(self)
-
-    def validate(self):
-        self.require_data_file(self.earlier_stages)
+    def validate(self, earlier):
+        data = self._page_file(earlier)
         if self.gan_starting_size > self.gan_output_size:
             raise ConfigError(f'gan_starting_size={self.gan_starting_size}: must not exceed gan_output_size={self.gan_output_size}')
         too_large = [size for size in (self.batch_sizes or {}) if size > self.gan_output_size]
         if too_large:
             raise ConfigError(f'batch_sizes={self.batch_sizes}: sizes {too_large} are above gan_output_size={self.gan_output_size}')
+        for size in sizes_between(self.gan_starting_size, self.gan_output_size):
+            data.require_size(size, 'train')
+        settings = self.settings()
+        configured = Architecture.from_parameters(self, data.channels, original=self.pretrained_model)
+        start = find_starting_point(self.log_dir, self.gan_starting_size, self.gan_output_size, configured,
+                                    data.channels, self.pretrained_model, settings)
+        architecture = start.architecture or configured
+        phases = tuple(schedule.build_phases(self.gan_output_size, self.iterations_per_stage, self.batch_size,
+                                             self.batch_size_reduction_transition_size, self.reduced_batch_size,
+                                             self.batch_sizes, self.images_per_phase))
+        first = schedule.first_phase_index(phases, self.gan_starting_size) + (1 if start.kind == 'fine-tune' else 0)
         devices = len(self.gpu_num) if self.gpu_num else 1  # None: known only at run time, checked again there
-        from deepzine.training.trainer import check_replica_batches
-        phases = self.phases()
-        check_replica_batches(phases[self.first_phase_index(phases):], devices, self.architecture_value('minibatch_group_size'))
-        checkpoints.check_same_run(checkpoints.read_run_config(self.log_dir), self.config, self.log_dir)
-        has_checkpoint = os.path.exists(os.path.join(checkpoints.checkpoint_directory(self.log_dir), 'checkpoint'))
-        if self.gan_starting_size > 4 and not has_checkpoint and not self.starting_model_folder():
-            lower = os.path.join(self.log_dir, str(self.gan_starting_size // 2))
-            raise ConfigError(f'gan_starting_size={self.gan_starting_size}: the lower sizes must be trained already, but '
-                              f'{lower} holds no model and {self.log_dir} no checkpoint; start at 4')
+        schedule.check_replica_batches(phases[first:], devices, architecture.minibatch_group_size)
+        if self.evaluate_during_training:
+            self.check_evaluation_counts()
+        automatic = self.learning_rate is None
+        learning_rate = self.learning_rate if not automatic else (0.001 if architecture.equalized_learning_rate else 0.0001)
+        return TrainPlan(
+            data=data, log_dir=self.log_dir, samples_dir=self.samples_dir, architecture=architecture, phases=phases,
+            first_phase_index=first, start=start, learning_rate=learning_rate, learning_rate_automatic=automatic,
+            gradient_penalty_weight=self.gradient_penalty_weight, drift_weight=self.drift_weight,
+            discriminator_updates=self.discriminator_updates, generator_updates=self.generator_updates,
+            generator_ema_beta=self.generator_ema_beta, reset_optimizer_on_growth=self.reset_optimizer_on_growth,
+            jit_compile=self.jit_compile, mixed_precision=self.mixed_precision, gpu_num=self.gpu_num,
+            random_seed=self.random_seed, model_save_interval_steps=self.model_save_interval_steps,
+            model_sample_interval_steps=self.model_sample_interval_steps,
+            model_loss_output_interval_steps=self.model_loss_output_interval_steps,
+            evaluation=(EvaluationSettings(self.evaluation_image_num, self.memorization_check_num, self.evaluation_seed)
+                        if self.evaluate_during_training else None),
+            settings=settings)
 
-    def fine_tuning_folder(self):
-        """log_dir/<gan_output_size>/ when the run fine-tunes that finished model (its stable phase only), else None."""
-        folder = os.path.join(self.log_dir, str(self.gan_output_size))
-        if self.gan_starting_size == self.gan_output_size > 4 and is_model_folder(folder):
-            return folder
-        return None
+    def _page_file(self, earlier):
+        """What the pages to train on look like: from the load_data stage of this run, or from the file on disk."""
+        from deepzine.data.store import read_page_file_facts
+        loading = earlier.get('load_data')
+        if loading is not None and loading.page_file.path == self.data_hdf5:
+            return loading.page_file
+        return read_page_file_facts(self.data_hdf5)
 
-    def architecture_value(self, key):
-        """A model key as the trained networks have it: the fine-tuned model's own value, else this config's."""
-        folder = self.fine_tuning_folder()
-        return read_model_json(folder)['architecture'][key] if folder else getattr(self, key)
+    def describe(self, plan):
+        from deepzine.training.plan_text import describe_train_plan
+        return describe_train_plan(plan)
 
-    def starting_model_folder(self):
-        """The model folder a fresh run above 4x4 starts from, or None when there is none."""
-        lower = os.path.join(self.log_dir, str(self.gan_starting_size // 2))
-        return self.fine_tuning_folder() or (lower if is_model_folder(lower) else None)
-
-    def first_phase_index(self, phases):
-        """Where a fresh run begins: 4x4, the fade-in of gan_starting_size, or its stable phase when fine-tuning."""
-        return schedule.first_phase_index(phases, self.gan_starting_size) + (1 if self.fine_tuning_folder() else 0)
-
-    def plan(self):
-        from deepzine.training.trainer import effective_learning_rate
-        phases = self.phases()
-        trained = phases[self.first_phase_index(phases):]
-        total_images = sum(phase.images for phase in trained)
-        automatic = '' if self.learning_rate is not None else ' (automatic)'
-        lines = [f'train {trained[0].size}x{trained[0].size} -> {self.gan_output_size}x{self.gan_output_size} on '
-                 f'{self.data_hdf5}: {len(trained)} phases, {sum(p.steps for p in trained)} steps, '
-                 f'{total_images:,} real images',
-                 f'WGAN-GP (lambda {self.gradient_penalty_weight}, drift {self.drift_weight}), Adam lr '
-                 f'{effective_learning_rate(self)}{automatic} beta1 0 beta2 0.99, EMA {self.generator_ema_beta}; '
-                 f'XLA {"auto" if self.jit_compile is None else self.jit_compile}, precision {self.mixed_precision}']
-        for size in sorted({phase.size for phase in trained}):
-            at_size = [phase for phase in trained if phase.size == size]
-            kinds = ' + '.join(phase.kind for phase in at_size)
-            lines.append(f'  {size:>4}x{size:<4} {kinds:<13} {at_size[0].steps} steps x {at_size[0].batch_size} images'
-                         f'{" each" if len(at_size) > 1 else ""} = {sum(p.images for p in at_size):,} images')
-        if self.fine_tuning_folder():
-            lines.append(f'fine-tune the model in {self.fine_tuning_folder()} (its own architecture; the model keys '
-                         f'of this config do not apply), the stable phase of {self.gan_output_size}x{self.gan_output_size} only')
-        if os.path.exists(os.path.join(checkpoints.checkpoint_directory(self.log_dir), 'checkpoint')):
-            lines.append(f'resume: continues from the latest checkpoint in {checkpoints.checkpoint_directory(self.log_dir)}')
-        lines += [f'checkpoints every {self.model_save_interval_steps} steps and at phase ends -> '
-                  f'{checkpoints.checkpoint_directory(self.log_dir)}',
-                  f'model folders -> {self.log_dir}/<size>/; TensorBoard -> {self.log_dir}/tensorboard; '
-                  f'final generator -> {self.log_dir}/saved_model',
-                  f'samples every {self.model_sample_interval_steps} steps -> {self.samples_dir}/<size>[_transition]/; '
-                  f'loss line every {self.model_loss_output_interval_steps} steps']
-        return lines
-
-    def output_directory(self):
+    def output_directory(self, plan):
         return self.log_dir
 
-    def run(self):
+    def run(self, plan):
         from deepzine.training.trainer import train
-        return train(self)
+        return train(plan)

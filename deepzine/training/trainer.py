@@ -1,12 +1,12 @@
 """The training loop: phases in order, checkpoints and exact resume, samples, logs, per-resolution models and export.
 
-`train(stage)` runs a TrainStage's config to the end (or resumes it):
+`train(plan)` runs a TrainPlan (deepzine.training.stage) to the end, or resumes it:
 
     log_dir/checkpoints/       ckpt-<global step>.*, run_config.yaml  (resume state)
     log_dir/<size>/            model.json + model.ckpt after each resolution's stable phase
     log_dir/tensorboard/       scalars and sample images
     log_dir/saved_model/       the final EMA generator, signature latents -> images
-    samples_dir/<size>[_transition]/   sample and real grids
+    samples_dir/samples_<size>[_Transition]/   sample and real grids
 
 The host only feeds the step; it reads values back (one sync) at the loss,
 sample and save intervals. Data order after a resume is a fresh, seeded
@@ -25,9 +25,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from deepzine.parameters import ConfigError
-from deepzine.sizes import sizes_between
 from deepzine.training import checkpoints, schedule
 from deepzine.training.outputs import SAMPLE_GRID_IMAGES, TrainingOutputs, loss_line
+from deepzine.training.starting_point import FINE_TUNE, GROW, RESUME
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class TrainingDiverged(ConfigError):
     """A loss became NaN or infinite: training stops, keeping the last good checkpoint (printed as one line)."""
 
 
-def train(stage, strategy=None):
-    """Run or resume the training a TrainStage describes; `strategy` overrides the one chosen from gpu_num (tests).
+def train(plan, strategy=None):
+    """Run or resume the training a TrainPlan describes; `strategy` overrides the one chosen from gpu_num (tests).
 
     Ctrl-C and SIGTERM (turned into a KeyboardInterrupt by the CLI) save the
     current step before the process ends.
@@ -51,30 +51,11 @@ def train(stage, strategy=None):
     for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        with PageStore(stage.data_hdf5) as store:
-            return Trainer(stage, store, strategy).run()
+        with PageStore(plan.data.path) as store:
+            return Trainer(plan, store, strategy).run()
     finally:
         for name, level in quieted.items():
             logging.getLogger(name).setLevel(level)
-
-
-def effective_learning_rate(stage):
-    """`learning_rate`, or when unset the value suited to the weight parametrization (see the stage's help)."""
-    if stage.learning_rate is not None:
-        return stage.learning_rate
-    return 0.001 if stage.architecture_value('equalized_learning_rate') else 0.0001
-
-
-def check_replica_batches(phases, replicas, group_size):
-    """Each device's share of every batch must be whole, and split into whole minibatch-stddev groups."""
-    for phase in phases:
-        local, remainder = divmod(phase.batch_size, replicas)
-        if remainder or local == 0:
-            raise ConfigError(f'batch size {phase.batch_size} at {phase.size}x{phase.size}: must be a multiple of the '
-                              f'{replicas} devices training together (batch_size, reduced_batch_size, batch_sizes)')
-        if group_size and local > group_size and local % group_size:  # 0: the whole batch is one group
-            raise ConfigError(f'minibatch_group_size={group_size}: must divide the per-device batch of {local} at '
-                              f'{phase.size}x{phase.size} (batch {phase.batch_size} over {replicas} device(s))')
 
 
 def _all_finite(variables):
@@ -83,112 +64,89 @@ def _all_finite(variables):
 
 
 class Trainer:
-    """One run of one TrainStage config against one open PageStore."""
+    """One run of one TrainPlan against one open PageStore."""
 
-    def __init__(self, stage, store, strategy=None):
-        from deepzine.model.architecture import Architecture
-        from deepzine.training.devices import choose_strategy, cpu_has_bfloat16_units, is_chief, uses_gpu
-        self.stage, self.store, self.config = stage, store, stage.config
-        self.phases = schedule.phases_from_stage(stage)
-        self.first_index = stage.first_phase_index(self.phases)
-        for size in sizes_between(stage.gan_starting_size, stage.gan_output_size):
+    def __init__(self, plan, store, strategy=None):
+        from deepzine.training.devices import (advise_cpu_precision, choose_strategy, cpu_has_bfloat16_units,
+                                               describe_devices, is_chief, uses_gpu)
+        self.plan, self.store = plan, store
+        self.phases, self.architecture = list(plan.phases), plan.architecture
+        for size in {phase.size for phase in plan.trained_phases}:
             store.require_size(size)
-        self.architecture = self._fine_tuned_architecture() or Architecture.from_parameters(stage, store.channels)
-        self.latest = checkpoints.latest_checkpoint(stage.log_dir)
-        if self.latest:
-            checkpoints.check_same_run(checkpoints.read_checkpoint_description(self.latest), self.config,
-                                       stage.log_dir, store.channels)
-        self.strategy = strategy or choose_strategy(stage.gpu_num)
+        if store.channels != self.architecture.channels:
+            raise ConfigError(f'data_hdf5={store.path} holds {store.channels}-channel pages, the networks make '
+                              f'{self.architecture.channels}-channel pages')
+        self.latest = checkpoints.latest_checkpoint(plan.log_dir) if plan.start.kind == RESUME else None
+        if self.latest:  # the newest checkpoint's own description: run_config.yaml may be older than it
+            checkpoints.check_same_run(checkpoints.read_checkpoint_description(self.latest), self.architecture,
+                                       plan.settings, store.channels, plan.log_dir)
+        self.strategy = strategy or choose_strategy(plan.gpu_num)
         self.chief = is_chief(self.strategy)
-        check_replica_batches(self.phases[self.first_index:], self.strategy.num_replicas_in_sync,
-                              self.architecture.minibatch_group_size)
+        schedule.check_replica_batches(plan.trained_phases, self.strategy.num_replicas_in_sync,
+                                       self.architecture.minibatch_group_size)
         on_gpu = uses_gpu(self.strategy)
-        self.jit_compile = on_gpu if stage.jit_compile is None else stage.jit_compile
+        self.jit_compile = on_gpu if plan.jit_compile is None else plan.jit_compile
         if not on_gpu:
-            self._advise_cpu_precision(stage.mixed_precision, cpu_has_bfloat16_units())
-
-    def _fine_tuned_architecture(self):
-        """The saved model's own architecture when fine-tuning one: it may be one no model key describes (legacy)."""
-        from deepzine.model.model_folder import read_model_json
-        from deepzine.model.architecture import Architecture
-        folder = self.stage.fine_tuning_folder()
-        if folder is None:
-            return None
-        architecture = Architecture(**read_model_json(folder)['architecture'])
-        if architecture.channels != self.store.channels:
-            raise ConfigError(f'{folder}: the model makes {architecture.channels}-channel pages but data_hdf5='
-                              f'{self.store.path} holds {self.store.channels}-channel pages; pack the data with '
-                              f'channels: {architecture.channels}')
-        return architecture
-
-    @staticmethod
-    def _advise_cpu_precision(mixed_precision, bfloat16_units):
-        if mixed_precision == 'mixed_bfloat16' and not bfloat16_units:
-            logger.warning('mixed_precision=mixed_bfloat16 on a CPU %s bfloat16 units: about 12x slower than float32 '
-                           'where they are missing; use mixed_precision: float32 unless yours has them',
-                           'without' if bfloat16_units is False else 'that may lack')
-        elif mixed_precision == 'mixed_float16':
-            logger.warning('mixed_precision=mixed_float16 on a CPU: several times slower than float32 (it is for '
-                           'NVIDIA GPUs); use float32%s', ' or mixed_bfloat16' if bfloat16_units else '')
-        elif mixed_precision == 'float32' and bfloat16_units:
-            logger.info('this CPU has bfloat16 units: mixed_precision: mixed_bfloat16 may train faster (1.8x on the '
-                        'benchmark machine, bench/README.md)')
+            advise_cpu_precision(plan.mixed_precision, cpu_has_bfloat16_units())
+        logger.info('training on %s, XLA %s, precision %s', describe_devices(self.strategy),
+                    'on' if self.jit_compile else 'off', plan.mixed_precision)
 
     # --- setup -------------------------------------------------------------------------------------------
 
     def _build(self):
         import keras
         from deepzine.training.step import StepSettings, StepState, build_training_models
-        stage = self.stage
-        run_seed = stage.random_seed if stage.random_seed is not None else secrets.randbits(62)
+        plan = self.plan
+        run_seed = plan.random_seed if plan.random_seed is not None else secrets.randbits(62)
         keras.utils.set_random_seed(run_seed % 2 ** 32)  # the initial weights too: a seeded fresh run repeats exactly
-        self.models = build_training_models(self.architecture, self.strategy, effective_learning_rate(stage),
-                                            stage.mixed_precision)
+        self.models = build_training_models(self.architecture, self.strategy, plan.learning_rate, plan.mixed_precision)
         self.state = StepState(seed=run_seed)
         sample_latents = np.random.default_rng(run_seed).standard_normal(
             (SAMPLE_GRID_IMAGES, self.architecture.latent_size)).astype(np.float32)
-        self.checkpoint = checkpoints.RunCheckpoint(stage.log_dir, self.models, self.state,
-                                                    checkpoints.run_description(self.config, self.store.channels),
+        description = checkpoints.run_description(plan.settings, self.store.channels, self.architecture)
+        self.checkpoint = checkpoints.RunCheckpoint(plan.log_dir, self.models, self.state, description,
                                                     sample_latents, run_seed, chief=self.chief)
         self.settings = StepSettings(latent_size=self.architecture.latent_size,
-                                     gradient_penalty_weight=stage.gradient_penalty_weight,
-                                     drift_weight=stage.drift_weight, discriminator_updates=stage.discriminator_updates,
-                                     generator_updates=stage.generator_updates,
-                                     generator_ema_beta=stage.generator_ema_beta, jit_compile=self.jit_compile)
+                                     gradient_penalty_weight=plan.gradient_penalty_weight,
+                                     drift_weight=plan.drift_weight, discriminator_updates=plan.discriminator_updates,
+                                     generator_updates=plan.generator_updates,
+                                     generator_ema_beta=plan.generator_ema_beta, jit_compile=self.jit_compile)
 
     def _starting_position(self):
-        """(phase index, step) to continue from: the latest checkpoint, a lower resolution's model folder, or the start."""
-        stage = self.stage
+        """(phase index, step) to continue from, as the plan's StartingPoint says."""
+        start, log_dir = self.plan.start, self.plan.log_dir
         if self.latest:
             size, kind, step = self.checkpoint.restore(self.latest)
             for optimizer in (self.models.generator_optimizer, self.models.discriminator_optimizer):
-                optimizer.learning_rate = effective_learning_rate(stage)  # the checkpoint's value must not win
-            index, step_in_phase = schedule.resume_position(self.phases, stage.gan_starting_size, size, kind, step)
-            logger.info('resuming %s from %s (saved at %dx%d %s step %d)', stage.log_dir, os.path.basename(self.latest),
+                optimizer.learning_rate = self.plan.learning_rate  # the checkpoint's value must not win
+            index, step_in_phase = schedule.resume_position(self.phases, self.phases[self.plan.first_phase_index].size,
+                                                            size, kind, step)
+            logger.info('resuming %s from %s (saved at %dx%d %s step %d)', log_dir, os.path.basename(self.latest),
                         size, size, kind, step)
             return index, step_in_phase
-        if stage.gan_starting_size > 4:
-            folder = stage.starting_model_folder()
-            if folder is None:
-                lower = os.path.join(stage.log_dir, str(stage.gan_starting_size // 2))
-                raise ConfigError(f'gan_starting_size={stage.gan_starting_size}: starts after the lower resolutions, '
-                                  f'but {lower} holds no trained model; start at 4 or copy that model folder there')
-            self.checkpoint.import_model_folder(folder, self.architecture)
-            logger.info('%s %dx%d from the model in %s', 'fine-tuning at' if stage.fine_tuning_folder() else 'starting at',
-                        stage.gan_starting_size, stage.gan_starting_size, folder)
-        return self.first_index, 0
+        if start.kind == FINE_TUNE and start.original_checkpoint:
+            if self.chief and os.path.isdir(start.folder):
+                os.replace(start.folder, start.original_kept_at)
+                logger.info('moved the original DeepZine checkpoint %s to %s (its size\'s model folder takes its place)',
+                            start.folder, start.original_kept_at)
+            self.checkpoint.import_original_checkpoint(start.original_kept_at)
+        elif start.kind in (FINE_TUNE, GROW):
+            self.checkpoint.import_model_folder(start.folder, self.architecture)
+        if start.kind in (FINE_TUNE, GROW):
+            logger.info('%s from the model in %s', 'fine-tuning' if start.kind == FINE_TUNE else 'growing', start.folder)
+        return self.plan.first_phase_index, 0
 
     # --- the run -----------------------------------------------------------------------------------------
 
     def run(self):
         from deepzine.model.export import export_saved_model
         self._build()
+        if self.chief:
+            checkpoints.remove_leftovers(self.plan.log_dir)
         index, step = self._starting_position()
-        self.outputs = TrainingOutputs(self.stage.log_dir, self.stage.samples_dir, self.chief)
+        self.outputs = TrainingOutputs(self.plan.log_dir, self.plan.samples_dir, self.chief)
         if index >= len(self.phases):
-            logger.info('%s: every phase is already trained', self.stage.log_dir)
-        logger.info('training on %d device(s), XLA %s, precision %s', self.strategy.num_replicas_in_sync,
-                    'on' if self.jit_compile else 'off', self.stage.mixed_precision)
+            logger.info('%s: every phase is already trained', self.plan.log_dir)
         try:
             with logging_redirect_tqdm():
                 for phase in self.phases[index:]:
@@ -196,7 +154,7 @@ class Trainer:
                     step = 0
         finally:
             self.outputs.close()
-        path = os.path.join(self.stage.log_dir, SAVED_MODEL_FOLDER)
+        path = os.path.join(self.plan.log_dir, SAVED_MODEL_FOLDER)
         if self.chief:
             export_saved_model(self.models.generator_ema, self.architecture.latent_size, path)
             logger.info('exported the final generator to %s', path)
@@ -205,7 +163,7 @@ class Trainer:
     def _phase_dataset_iterator(self, phase, step):
         from deepzine.data.store import page_dataset
         seed = int(np.random.SeedSequence([int(self.checkpoint.run_seed.numpy()), phase.index, step]).generate_state(1)[0])
-        dataset = page_dataset(self.stage.data_hdf5, phase.size, phase.batch_size, seed=seed)
+        dataset = page_dataset(self.plan.data.path, phase.size, phase.batch_size, seed=seed)
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 
     def _real_grid(self, phase):
@@ -216,8 +174,8 @@ class Trainer:
 
     def _run_phase(self, phase, step):
         from deepzine.training.step import make_phase_step, reset_optimizer
-        stage, state = self.stage, self.state
-        if step == 0 and phase.index > 0 and stage.reset_optimizer_on_growth:
+        plan, state = self.plan, self.state
+        if step == 0 and phase.index > 0 and plan.reset_optimizer_on_growth:
             reset_optimizer(self.models.generator_optimizer)
             reset_optimizer(self.models.discriminator_optimizer)
         state.phase_step.assign(step)
@@ -236,11 +194,11 @@ class Trainer:
                 progress.update(1)
                 if current == step:  # the first call traces (seconds): keep it out of images/s
                     self._interval_start = (time.perf_counter(), done)
-                if done % stage.model_loss_output_interval_steps == 0 or done == phase.steps:
+                if done % plan.model_loss_output_interval_steps == 0 or done == phase.steps:
                     self._log(phase, done, progress)
-                if done % stage.model_sample_interval_steps == 0 or done == phase.steps:
+                if done % plan.model_sample_interval_steps == 0 or done == phase.steps:
                     self._sample(phase, done, real_images)
-                if done % stage.model_save_interval_steps == 0 and done < phase.steps:
+                if done % plan.model_save_interval_steps == 0 and done < phase.steps:
                     self._save(phase)
             progress.close()
             self._finish_phase(phase)
@@ -271,7 +229,7 @@ class Trainer:
         last = self.checkpoint.manager.latest_checkpoint or 'none yet'
         raise TrainingDiverged(f'training diverged at {phase.name} step {step}: {", ".join(names)} became NaN or '
                                f'infinite. Stopped without saving; the last good checkpoint is {last}. Lower '
-                               f'learning_rate (now {effective_learning_rate(self.stage)}) or use mixed_precision: float32, '
+                               f'learning_rate (now {self.plan.learning_rate}) or use mixed_precision: float32, '
                                f'then run again to continue from it')
 
     def _check_finite(self, phase, step):
@@ -291,28 +249,24 @@ class Trainer:
 
     def _finish_phase(self, phase):
         """At a phase's end: the resolution's model folder (stable phases), a checkpoint, then the optional evaluation."""
-        from deepzine.model.model_folder import save_model_folder
+        from deepzine.model.model_folder import model_folder_path, save_model_folder
         self._check_finite(phase, phase.steps)
         if not phase.fading and self.chief:
             models = self.models
-            save_model_folder(os.path.join(self.stage.log_dir, str(phase.size)), self.architecture, phase.size,
-                              models.generator_ema, models.generator, models.discriminator, config=self.config)
+            save_model_folder(model_folder_path(self.plan.log_dir, phase.size), self.architecture, phase.size,
+                              models.generator_ema, models.generator, models.discriminator, config=self.plan.settings)
         prefix = self.checkpoint.save(phase)
         logger.info('%s done: checkpoint %s', phase.name, os.path.basename(prefix))
-        if self.config.get('evaluate_during_training') and self.chief:
+        if self.plan.evaluation and self.chief:
             self._evaluate(phase)
 
     def _evaluate(self, phase):
         """The evaluation stage's metrics for the EMA generator at this phase's size (at alpha 1 after a fade-in)."""
-        import tensorflow as tf
         from deepzine.evaluation.evaluate import evaluate_generator
-        from deepzine.model.loading import PageGenerator
-        size, latent_size = phase.size, self.architecture.latent_size
-        generate = tf.function(lambda latents: self.models.generator_ema(latents, size=size),
-                               input_signature=[tf.TensorSpec([None, latent_size], tf.float32)])
-        page_generator = PageGenerator(lambda latents: generate(latents).numpy(), latent_size, size,
-                                       self.architecture.channels, description=f'training EMA generator at {size}')
-        evaluate_generator(page_generator, self.store, size, self.stage.log_dir,
-                           step=int(self.state.global_step.numpy()),
-                           image_num=self.config['evaluation_image_num'], seed=self.config['evaluation_seed'],
-                           memorization_num=self.config['memorization_check_num'])
+        from deepzine.model.loading import generator_of
+        size, evaluation = phase.size, self.plan.evaluation
+        page_generator = generator_of(self.models.generator_ema, self.architecture, size,
+                                      description=f'training EMA generator at {size}')
+        evaluate_generator(page_generator, self.store, size, self.plan.log_dir,
+                           step=int(self.state.global_step.numpy()), image_num=evaluation.image_num,
+                           seed=evaluation.seed, memorization_num=evaluation.memorization_num)

@@ -10,9 +10,8 @@ Endpoints (as measured against the internetarchive 5.12 client):
 Faults are queued per (identifier, file name) - or (identifier, None) for the metadata - and each request
 takes the next one: '500' (server error), 'slow' (answers after `slow_sec`), 'truncate' (announces the full
 length, sends half, closes), 'corrupt' (right length, wrong bytes), 'stall' (announces the full length, sends
-half, then sends nothing more until the server stops: a transfer hung mid-body). `transfer_sec` makes every
-download take that long (half the body, a pause, the rest). Extra metadata entries can name files the server
-would never serve safely (e.g. '../evil.pdf'); `wrong_md5` items advertise a bad checksum.
+half, then nothing more until the server stops: a transfer hung mid-body). Extra metadata entries can name
+files the server would never serve safely (e.g. '../evil.pdf'); `wrong_md5` items advertise a bad checksum.
 """
 
 import collections
@@ -25,13 +24,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeArchive:
-    def __init__(self, collection, items, page_size=2, slow_sec=2.0, transfer_sec=0.0):
+    def __init__(self, collection, items, page_size=2, slow_sec=2.0):
         """items: {identifier: {file name: bytes}}; every item belongs to `collection`."""
         self.collection = collection
         self.items = {identifier: dict(files) for identifier, files in items.items()}
         self.page_size = page_size
         self.slow_sec = slow_sec
-        self.transfer_sec = transfer_sec
         self._stopping = threading.Event()  # releases the stalled transfers
         self.faults = collections.defaultdict(list)
         self.advertised_md5 = {}  # (identifier, name) -> md5 to claim instead of the real one
@@ -195,15 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header('Content-Length', str(len(body)))
         self.send_header('Last-Modified', 'Fri, 14 Jul 2017 02:40:00 GMT')
         self.end_headers()
-        if fault in ('truncate', 'stall') or self.fake.transfer_sec:
+        if fault in ('truncate', 'stall'):
             self.wfile.write(body[:len(body) // 2])
             self.wfile.flush()
-            if fault == 'truncate':
-                self.connection.shutdown(2)
-                return
             if fault == 'stall':
                 self.fake._stopping.wait()
-                return
-            time.sleep(self.fake.transfer_sec)
-            body = body[len(body) // 2:]
+            else:
+                self.connection.shutdown(2)
+            return
         self.wfile.write(body)

@@ -16,6 +16,8 @@ from deepzine.data.stage import LoadDataStage, automatic_dpi
 from deepzine.data.store import PageStore
 from deepzine.parameters import ConfigError, describe, registry, resolve
 
+from tests.stages import prepare_stage
+
 from .documents import GOOD_PAGES, draw_page, pdf_bytes, write_pdf
 from .fake_archive import FakeArchive
 
@@ -23,13 +25,10 @@ TABLE = registry([LoadDataStage])
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def make_stage(tmp_path, validate=True, **values):
+def make_stage(tmp_path, **values):
     raw = {'load_data': True, 'data_hdf5': str(tmp_path / 'pages.hdf5'), 'data_output_size': 16,
            'conversion_workers': 1, **values}
-    stage = LoadDataStage(resolve(raw, TABLE))
-    if validate:
-        stage.validate()
-    return stage
+    return prepare_stage(LoadDataStage, **raw)
 
 
 def summary_number(caplog, pattern):
@@ -45,8 +44,7 @@ def test_every_key_is_declared_once_with_help():
     assert {'load_data', 'data_hdf5', 'pdf_directory', 'image_directory', 'internetarchive_collection', 'pdf_num',
             'data_output_size', 'overwrite', 'pdf_conversion_program', 'data_source', 'internetarchive_query',
             'internetarchive_host', 'internetarchive_secure', 'skip_bw_pdfs', 'download_workers',
-            'conversion_workers', 'pdf_dpi', 'square_mode', 'channels', 'hdf5_compression', 'keep_page_images',
-            'download_pdf', 'convert_pdf'} <= names
+            'conversion_workers', 'pdf_dpi', 'square_mode', 'channels', 'hdf5_compression', 'keep_page_images'} <= names
     assert all(parameter.help for parameter in LoadDataStage.declared().values())
     assert '| `hdf5_compression` | `gzip` |' in describe(TABLE)
 
@@ -67,9 +65,9 @@ def test_automatic_dpi_gives_each_output_size_twice_the_pixels_across_a_letter_p
     ({'internetarchive_collection': 'two words'}, 'internetarchive_collection'),
     ({'internetarchive_host': 'https://archive.org'}, 'internetarchive_host'),
     ({'data_source': 'pdf_directory', 'pdf_directory': '/nonexistent/pdfs'}, 'pdf_directory=/nonexistent/pdfs: folder not found'),
-    ({'download_pdf': False, 'pdf_directory': '/nonexistent/pdfs'}, 'download_pdf is false'),
+    ({'download_pdf': False, 'pdf_directory': '/nonexistent/pdfs'}, 'folder not found (data_source is pdf_directory'),
     ({'data_source': 'image_directory'}, 'image_directory=None: folder not found'),
-    ({'convert_pdf': False, 'image_directory': '/nonexistent/images'}, 'convert_pdf is false'),
+    ({'convert_pdf': False, 'image_directory': '/nonexistent/images'}, 'folder not found (data_source is image_directory'),
     ({'keep_page_images': True}, 'keep_page_images=true: set image_directory'),
 ])
 def test_validate_names_the_key_and_the_problem(tmp_path, values, message):
@@ -78,8 +76,7 @@ def test_validate_names_the_key_and_the_problem(tmp_path, values, message):
 
 
 def test_plan_says_what_will_happen(tmp_path):
-    lines = make_stage(tmp_path, internetarchive_query='mediatype:texts', pdf_num=10).plan()
-    text = '\n'.join(lines)
+    text = make_stage(tmp_path, internetarchive_query='mediatype:texts', pdf_num=10).describe()
     assert 'up to 10 items matching "collection:MBLWHOI mediatype:texts" from https://archive.org' in text
     assert 'pdfium at 100 dpi in 1 worker process' in text and 'sizes 4..16' in text
     assert str(tmp_path / 'pages.hdf5') in text and 'new file' in text
@@ -191,7 +188,8 @@ import json, logging, sys
 logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format='%(name)s %(message)s')
 from deepzine.data.stage import LoadDataStage
 from deepzine.parameters import registry, resolve
-LoadDataStage(resolve(json.loads(sys.argv[1]), registry([LoadDataStage]))).run()
+from tests.stages import prepare_stage
+prepare_stage(LoadDataStage, **json.loads(sys.argv[1])).run()
 '''
 
 
@@ -219,7 +217,7 @@ def test_a_run_killed_mid_way_resumes_without_redoing_finished_documents(tmp_pat
     assert committed and committed < DOCUMENTS, 'the run ended before it could be killed'
     assert not os.path.exists(config['data_hdf5']) and os.path.isdir(config['data_hdf5'] + '.partial')
 
-    LoadDataStage(resolve(config, TABLE)).run()
+    prepare_stage(LoadDataStage, **config).run()
     assert summary_number(caplog, r'(\d+) already in the file') >= committed
     with PageStore(config['data_hdf5']) as store:
         rows = store.provenance(range(store.page_count))

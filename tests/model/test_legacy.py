@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepzine.model.legacy import (TRANSFORMS, convert_legacy_command, is_legacy_checkpoint, load_legacy_generator,
-                                   load_legacy_networks, plan_legacy_import, read_legacy_architecture)
-from deepzine.model.loading import load_native_generator, load_saved_model
+from deepzine.cli import main
+from deepzine.model.legacy import (TRANSFORMS, is_legacy_checkpoint, load_legacy_networks, plan_legacy_import,
+                                   read_legacy_architecture)
+from deepzine.model.loading import load_legacy_generator, load_native_generator, load_saved_model
 from deepzine.model.model_folder import load_model_folder
 from deepzine.model.networks import Discriminator, Generator
 from deepzine.parameters import ConfigError
@@ -236,7 +237,7 @@ def test_a_checkpoint_saved_during_a_fade_in_keeps_both_rgb_layers(tmp_path):
 def test_convert_legacy_writes_a_native_folder_and_a_saved_model(tmp_path, capsys):
     reference = np.load(LEGACY / 'res4' / 'reference.npz')
     destination = tmp_path / 'converted' / '4'
-    assert convert_legacy_command([str(LEGACY / 'res4'), str(destination), '--size', '4']) == 0
+    assert main(['convert-legacy', str(LEGACY / 'res4'), str(destination), '--size', '4']) == 0
     assert not is_legacy_checkpoint(destination)
     description = json.loads((destination / 'model.json').read_text())
     assert description['config']['converted_from'] == os.path.abspath(LEGACY / 'res4' / 'model.ckpt')
@@ -247,23 +248,23 @@ def test_convert_legacy_writes_a_native_folder_and_a_saved_model(tmp_path, capsy
     assert relative_error(exported, reference['g_out']) < TOLERANCE
     _, _, _, discriminator, _ = load_model_folder(str(destination), with_discriminator=True)  # ready to fine-tune
     assert relative_error(discriminator(real_batch(reference['g_out'])), reference['d_real_logits']) < TOLERANCE
-    assert convert_legacy_command([str(LEGACY / 'res4'), str(destination), '--sampling-only']) == 0  # replaces it
+    assert main(['convert-legacy', str(LEGACY / 'res4'), str(destination), '--sampling-only']) == 0  # replaces it
     assert json.loads((destination / 'model.json').read_text())['networks'] == ['generator_ema']
 
 
 def test_convert_legacy_refuses_to_replace_the_source_or_other_files(tmp_path, capsys):
     source = tmp_path / 'pretrained_models' / '4'
     shutil.copytree(LEGACY / 'res4', source)
-    assert convert_legacy_command([str(source), str(source)]) == 2
+    assert main(['convert-legacy', str(source), str(source)]) == 2
     assert 'holds the source checkpoint' in capsys.readouterr().err
-    assert convert_legacy_command([str(source), str(tmp_path)]) == 2  # an ancestor of the source
+    assert main(['convert-legacy', str(source), str(tmp_path)]) == 2  # an ancestor of the source
     assert 'holds the source checkpoint' in capsys.readouterr().err
     (tmp_path / 'notes').mkdir()
     (tmp_path / 'notes' / 'todo.txt').write_text('mine')
-    assert convert_legacy_command([str(source), str(tmp_path / 'notes')]) == 2
+    assert main(['convert-legacy', str(source), str(tmp_path / 'notes')]) == 2
     error = capsys.readouterr().err
     assert 'is not a DeepZine model folder; refusing to replace it' in error and len(error.strip().splitlines()) == 1
     assert (tmp_path / 'notes' / 'todo.txt').read_text() == 'mine'
     assert sorted(os.listdir(source)) == sorted(os.listdir(LEGACY / 'res4'))
-    assert convert_legacy_command([str(source), str(tmp_path / 'out'), '--size', '8']) == 2
+    assert main(['convert-legacy', str(source), str(tmp_path / 'out'), '--size', '8']) == 2
     assert 'holds a 4x4 model, --size asks for 8' in capsys.readouterr().err

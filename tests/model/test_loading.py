@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from deepzine.model.export import export_saved_model
-from deepzine.model.loading import PageGenerator, load_generator
-from deepzine.model.model_folder import save_model_folder
+from deepzine.model.loading import PageGenerator, load_generator, locate_model
 from deepzine.model.architecture import Architecture
+from deepzine.model.model_folder import save_model_folder
 from deepzine.model.networks import build_networks
 from deepzine.parameters import ConfigError
 
@@ -27,21 +27,25 @@ def expected(generator):
 
 def test_model_folder_under_the_directory_by_size(tmp_path, generator, expected):
     save_model_folder(str(tmp_path / '8'), ARCHITECTURE, 8, generator)
-    loaded = load_generator(str(tmp_path), None, 8, batch_size=2)
+    loaded = load_generator(locate_model(str(tmp_path), None, 8), batch_size=2)
     assert (loaded.latent_size, loaded.size, loaded.channels) == (8, 8, 3)
     np.testing.assert_allclose(loaded.generate(LATENTS), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_saved_model_by_path(tmp_path, generator, expected):
     path = export_saved_model(generator, 8, str(tmp_path / 'saved_model'))
-    loaded = load_generator(None, path, 8, batch_size=4)
+    loaded = load_generator(locate_model(None, path, 8), batch_size=4)
     assert (loaded.latent_size, loaded.size, loaded.channels) == (8, 8, 3)
     np.testing.assert_allclose(loaded.generate(LATENTS), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_nothing_there_names_the_path(tmp_path):
-    with pytest.raises(ConfigError, match=f'{tmp_path}/64: no model found'):
-        load_generator(str(tmp_path), None, 64)
+    with pytest.raises(ConfigError, match=f'inference_model_directory={tmp_path}: no model of gan_output_size=64 at '
+                                          f'{tmp_path}/64; it holds no model folders'):
+        locate_model(str(tmp_path), None, 64)
+    with pytest.raises(ConfigError, match=f'inference_model_path={tmp_path}/8: no model there; expected a DeepZine '
+                                          f'model folder'):
+        locate_model(None, str(tmp_path / '8'), 8)
 
 
 def test_page_generator_batches_any_count_and_checks_the_latent_shape():

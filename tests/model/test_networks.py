@@ -23,9 +23,30 @@ def networks(architecture):
     return build_networks(architecture)
 
 
-def test_filter_widths_halve_above_the_transition_size_down_to_the_floor():
-    widths = filter_widths(256, max_filter=128, min_filter=32, filter_num_reduction_transition_size=32)
-    assert widths == {4: 128, 8: 128, 16: 128, 32: 128, 64: 64, 128: 32, 256: 32}
+@pytest.mark.parametrize('max_filter, transition, original_pretrained, expected', [
+    # the original's get_filter_num, read from its code: halving starts AT the transition size
+    (128, 64, False, {4: 128, 8: 128, 16: 128, 32: 128, 64: 64, 128: 32, 256: 16, 512: 8, 1024: 4}),
+    (128, 128, False, {4: 128, 8: 128, 16: 128, 32: 128, 64: 128, 128: 64, 256: 32, 512: 16, 1024: 8}),
+    # its pretrained_model: true rule, with config_preloaded.yaml's values: the widths of the released checkpoints
+    (128, 256, True, {4: 128, 8: 128, 16: 128, 32: 128, 64: 128, 128: 128, 256: 64, 512: 16, 1024: 16}),
+])
+def test_filter_widths_follow_the_original_code(max_filter, transition, original_pretrained, expected):
+    assert filter_widths(1024, max_filter, 1, transition, original_pretrained) == expected
+
+
+def test_the_released_original_checkpoints_have_the_widths_of_the_original_rule():
+    """Every index of the original's pretrained_models against the rule with config_preloaded.yaml's keys."""
+    import pathlib
+
+    from deepzine.model.legacy import read_legacy_architecture
+    fixtures = pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'legacy_deepzine' / 'index_only'
+    for size in (4, 8, 16, 32, 64, 128, 256, 512, 1024):
+        assert read_legacy_architecture(fixtures / str(size)).widths == filter_widths(size, 128, 1, 256, True)
+
+
+def test_min_filter_is_a_floor():
+    assert filter_widths(256, max_filter=128, min_filter=32, filter_num_reduction_transition_size=32) == {
+        4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 32, 256: 32}
 
 
 def test_architecture_round_trips_through_json(architecture):

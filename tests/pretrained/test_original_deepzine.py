@@ -24,6 +24,7 @@ def test_the_original_pretrained_4x4_samples_pages_and_a_movie(tmp_path):
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, CUDA_VISIBLE_DEVICES=''))
     assert result.returncode == 0, result.stderr[-3000:]
+    output = output / 'run-001'
     pages = [np.asarray(Image.open(output / f'inference_{index:05d}.png')) for index in range(5)]
     assert all(page.shape == (4, 4, 3) for page in pages)
     assert not np.array_equal(pages[0], pages[1])

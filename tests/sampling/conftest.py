@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepzine.parameters import registry, resolve
+from tests.stages import prepare_stage
 
 LATENT_SIZE = 8
 PAGE_SIZE = 8
@@ -49,13 +49,6 @@ def grayscale_generator(tmp_path_factory):
     return _export(tmp_path_factory, channels=1, seed=2)
 
 
-def make_stage(stage_class, **raw):
-    """A stage filled exactly as the CLI fills it: raw YAML values -> resolve (conversion, checks) -> validate."""
-    stage = stage_class(resolve(raw, registry([stage_class])))
-    stage.validate()
-    return stage
-
-
 @pytest.fixture
 def build_stage():
-    return make_stage
+    return prepare_stage

@@ -1,4 +1,5 @@
 import os
+import re
 
 import imageio.v2 as imageio
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 from PIL import Image
 
 from deepzine.parameters import ConfigError
-from deepzine.sampling.movie import find_frames, movie_command, movie_frame_size, write_movie
+from deepzine.cli import main
+from deepzine.sampling.movie import find_frames, movie_frame_size, write_movie
 
 
 def decode(movie_path):
@@ -80,7 +82,7 @@ def test_movie_command_on_a_folder_uses_natural_order(tmp_path):
         Image.fromarray(frame).save(frames_directory / f'frame_{index}.png')  # frame_10 sorts after frame_9
     (frames_directory / 'notes.txt').write_text('not a frame')
     movie_path = tmp_path / 'out.mp4'
-    assert movie_command([str(frames_directory), str(movie_path), '--fps', '12', '--size', '64', '--crf', '10']) == 0
+    assert main(['movie', str(frames_directory), str(movie_path), '--fps', '12', '--size', '64', '--crf', '10']) == 0
     frames = decode(movie_path)
     assert frames.shape == (11, 64, 64, 3)
     assert np.all(np.diff(frames.mean(axis=(1, 2, 3))) > 0)
@@ -93,16 +95,24 @@ def test_find_frames_with_a_pattern(tmp_path):
         ['interpolation_00000.png', 'interpolation_00001.png']
 
 
-def test_user_errors_name_the_problem(tmp_path):
-    with pytest.raises(ConfigError, match='no such folder'):
-        movie_command([str(tmp_path / 'missing'), str(tmp_path / 'out.mp4')])
-    with pytest.raises(ConfigError, match='no frames found'):
-        movie_command([str(tmp_path), str(tmp_path / 'out.mp4')])
-    Image.new('RGB', (4, 4)).save(tmp_path / 'a.png')
-    with pytest.raises(ConfigError, match='--codec=no-such-codec: not a video encoder'):
-        movie_command([str(tmp_path), str(tmp_path / 'out.mp4'), '--codec', 'no-such-codec'])
-    with pytest.raises(SystemExit):
-        movie_command([str(tmp_path), str(tmp_path / 'out.mp4'), '--size', '101'])
+@pytest.mark.parametrize('arguments, message', [
+    (['{tmp}/missing', '{tmp}/out.mp4'], 'no such folder'),
+    (['{empty}', '{tmp}/out.mp4'], 'no frames found'),
+    (['{frames}', '{tmp}/out.mp4', '--codec', 'no-such-codec'], '--codec=no-such-codec: not a video encoder'),
+    (['{frames}', '{tmp}/out.gif', '--codec', 'libx264'], '--codec=libx264: a .gif file cannot hold it; use gif'),
+    (['{frames}', '{tmp}/out.xyz'], 'movie_path=.*out.xyz: the extension must choose a video container'),
+    (['{frames}', '{tmp}/out.mp4', '--size', '101'], 'must be even'),
+])
+def test_user_errors_name_the_problem_in_one_line_and_exit_2(tmp_path, capsys, arguments, message):
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    Image.new('RGB', (4, 4)).save(frames / 'a.png')
+    (tmp_path / 'empty').mkdir()
+    arguments = [argument.format(tmp=tmp_path, empty=tmp_path / 'empty', frames=frames) for argument in arguments]
+    assert main(['movie'] + arguments) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert re.search(message, error[-1])
+    assert not list(tmp_path.glob('out.*'))
 
 
 def test_frames_of_different_sizes_are_refused_and_leave_no_movie(tmp_path):

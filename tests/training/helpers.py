@@ -8,7 +8,7 @@ from deepzine.parameters import registry, resolve
 from tests.page_files import write_page_hdf5  # noqa: F401 (re-exported for the training tests)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-TINY_MODEL = {'latent_size': 16, 'max_filter': 16, 'min_filter': 8, 'filter_num_reduction_transition_size': 8,
+TINY_MODEL = {'latent_size': 16, 'max_filter': 16, 'min_filter': 8, 'filter_num_reduction_transition_size': 16,
               'batch_size': 4, 'random_seed': 7}
 
 
@@ -31,12 +31,15 @@ def train_config(tmp_path, data_hdf5, **overrides):
     return raw
 
 
-def make_stage(raw):
-    """A TrainStage filled as the CLI fills it: raw values -> resolve (conversion, checks) -> validate."""
+def make_plan(raw, earlier=None):
+    """A TrainPlan made as the CLI makes it: raw values -> resolve (conversion, checks) -> validate."""
     from deepzine.training.stage import TrainStage
-    stage = TrainStage(resolve(raw, registry([TrainStage])))
-    stage.validate()
-    return stage
+    return TrainStage(resolve(raw, registry([TrainStage]))).validate(earlier or {})
+
+
+def plan_text(plan):
+    from deepzine.training.plan_text import describe_train_plan
+    return '\n'.join(describe_train_plan(plan))
 
 
 def checkpoint_position(prefix):

@@ -46,15 +46,15 @@ def test_asking_for_a_gpu_on_a_machine_without_one_warns_and_uses_the_cpu(caplog
     ('float32', True, logging.INFO, 'mixed_bfloat16 may train faster'),
 ])
 def test_precision_advice_on_a_cpu_depends_on_its_bfloat16_units(caplog, precision, units, level, words):
-    from deepzine.training.trainer import Trainer
+    from deepzine.training.devices import advise_cpu_precision
     with caplog.at_level(logging.INFO, logger='deepzine'):
-        Trainer._advise_cpu_precision(precision, units)
+        advise_cpu_precision(precision, units)
     assert [record.levelno for record in caplog.records] == [level] and words in caplog.text
 
 
 def test_no_advice_when_the_precision_suits_the_cpu(caplog):
-    from deepzine.training.trainer import Trainer
+    from deepzine.training.devices import advise_cpu_precision
     with caplog.at_level(logging.INFO, logger='deepzine'):
-        Trainer._advise_cpu_precision('float32', False)
-        Trainer._advise_cpu_precision('mixed_bfloat16', True)
+        advise_cpu_precision('float32', False)
+        advise_cpu_precision('mixed_bfloat16', True)
     assert not caplog.records

@@ -14,7 +14,7 @@ import yaml
 
 from deepzine.training.trainer import train
 
-from tests.training.helpers import REPO_ROOT, checkpoint_position, make_stage, train_config
+from tests.training.helpers import REPO_ROOT, checkpoint_position, make_plan, train_config
 
 STEPS_PER_PHASE = 150  # 4x4 stable, 8x8 fade, 8x8 stable: 450 steps in all
 
@@ -73,7 +73,7 @@ def test_interrupted_and_killed_training_resumes_at_the_exact_step(band_hdf5, tm
     size, kind, step, global_step = checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
 
     with caplog.at_level(logging.INFO, logger='deepzine'):
-        train(make_stage(raw))
+        train(make_plan(raw))
     assert f'saved at {size}x{size} {kind} step {step})' in caplog.text
     started = [message for message in caplog.messages if message.startswith('phase ')]
     expected_first = f'phase {2 if kind == "fade" else 3}/3: {size}x{size} {kind}, {STEPS_PER_PHASE} steps of 4 images'

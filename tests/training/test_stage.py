@@ -1,11 +1,12 @@
-"""The train stage's keys, cross-key checks and --dry-run plan (no TensorFlow needed)."""
+"""The train stage's keys, cross-key checks and the plan --dry-run prints (no TensorFlow needed)."""
 
 import pytest
 
+from deepzine.data.store import PageFileFacts
 from deepzine.parameters import ConfigError
-from deepzine.training.trainer import effective_learning_rate
+from deepzine.training.schedule import build_phases, check_replica_batches
 
-from tests.training.helpers import make_stage, train_config
+from tests.training.helpers import make_plan, plan_text, train_config
 
 
 @pytest.fixture
@@ -13,30 +14,41 @@ def raw(tmp_path, band_hdf5):
     return train_config(tmp_path, band_hdf5)
 
 
-def test_a_missing_page_file_is_named_unless_load_data_runs_first(raw, tmp_path):
-    from deepzine.training.stage import TrainStage
-    from deepzine.parameters import registry, resolve
-    stage = TrainStage(resolve(dict(raw, data_hdf5=str(tmp_path / 'none.hdf5')), registry([TrainStage])))
-    with pytest.raises(ConfigError, match='none.hdf5: no such file; make it with load_data: true'):
-        stage.validate()
-    stage.earlier_stages = ('load_data',)
-    stage.validate()
+class LoadDataPlanStandIn:
+    def __init__(self, page_file):
+        self.page_file = page_file
 
 
-def test_plan_lists_every_phase_with_steps_images_and_outputs(raw):
-    plan = '\n'.join(make_stage(dict(raw, iterations_per_stage=100, batch_sizes={16: 2})).plan())
-    assert '4x4 -> 16x16' in plan and '5 phases, 500 steps' in plan
-    assert '4x4    stable        100 steps x 4 images = 400 images' in plan
-    assert '16x16   fade + stable 100 steps x 2 images each = 400 images' in plan
-    assert 'lr 0.001 (automatic)' in plan
-    for output in ('checkpoints', 'saved_model', 'tensorboard', '<size>[_transition]'):
-        assert output in plan
+def test_a_missing_page_file_is_named_unless_load_data_writes_it_first(raw, tmp_path):
+    missing = str(tmp_path / 'none.hdf5')
+    with pytest.raises(ConfigError, match='none.hdf5: file not found; run load_data'):
+        make_plan(dict(raw, data_hdf5=missing))
+    promised = LoadDataPlanStandIn(PageFileFacts(missing, (4, 8, 16), 1))
+    assert make_plan(dict(raw, data_hdf5=missing), {'load_data': promised}).data.path == missing
+
+
+def test_pages_smaller_than_the_model_are_refused_before_anything_runs_even_when_load_data_runs_first(raw, tmp_path):
+    missing = str(tmp_path / 'none.hdf5')
+    promised = LoadDataPlanStandIn(PageFileFacts(missing, (4, 8), 3))
+    with pytest.raises(ConfigError, match=r'holds sizes 4\.\.8 but train needs 16x16 pages: run load_data with '
+                                          r'data_output_size: 16'):
+        make_plan(dict(raw, data_hdf5=missing), {'load_data': promised})
+
+
+def test_plan_lists_every_phase_with_filters_steps_images_and_outputs(raw):
+    text = plan_text(make_plan(dict(raw, iterations_per_stage=100, batch_sizes={16: 2})))
+    assert '4x4 -> 16x16' in text and '5 phases, 500 steps' in text
+    assert '4x4    stable          16 filters  100 steps x 4 images = 400 images' in text
+    assert '16x16   fade + stable    8 filters  100 steps x 2 images each = 400 images' in text
+    assert 'lr 0.001 (automatic)' in text and 'start from scratch at 4x4' in text
+    for output in ('checkpoints', 'saved_model', 'tensorboard --logdir', 'samples_<size>[_Transition]'):
+        assert output in text
 
 
 def test_learning_rate_follows_the_weight_parametrization_unless_set(raw):
-    assert effective_learning_rate(make_stage(raw)) == 0.001
-    assert effective_learning_rate(make_stage(dict(raw, equalized_learning_rate=False))) == 0.0001
-    assert effective_learning_rate(make_stage(dict(raw, learning_rate='3e-4'))) == 0.0003
+    assert make_plan(raw).learning_rate == 0.001
+    assert make_plan(dict(raw, equalized_learning_rate=False)).learning_rate == 0.0001
+    assert make_plan(dict(raw, learning_rate='3e-4')).learning_rate == 0.0003
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -48,23 +60,24 @@ def test_learning_rate_follows_the_weight_parametrization_unless_set(raw):
     ({'mixed_precision': 'float16'}, 'must be one of float32, mixed_float16, mixed_bfloat16'),
     ({'generator_ema_beta': 1.0}, 'generator_ema_beta=1.0: must be at least 0 and below 1'),
     ({'batch_size_reduction_transition_size': 100}, 'must be a power of two'),
+    ({'filter_num_reduction_transition_size': 8}, 'must be a power of two, at least 16'),
+    ({'evaluate_during_training': True, 'evaluation_image_num': 0, 'memorization_check_num': 0}, 'nothing to evaluate'),
 ])
 def test_bad_combinations_are_refused_before_anything_runs(raw, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        make_stage(dict(raw, **overrides))
+        make_plan(dict(raw, **overrides))
 
 
 def test_batches_smaller_than_a_group_are_one_group(raw):
-    make_stage(dict(raw, batch_size=2))  # the minibatch-stddev group is then the whole batch
+    make_plan(dict(raw, batch_size=2))  # the minibatch-stddev group is then the whole batch
 
 
 def test_group_size_zero_means_the_whole_batch_as_in_the_original():
-    from deepzine.training.schedule import build_phases
-    from deepzine.training.trainer import check_replica_batches
     check_replica_batches(build_phases(16, 4, 6, 256, 4, None, None), replicas=1, group_size=0)
 
 
-def test_output_directory_is_the_log_dir_and_the_config_is_kept(raw):
-    stage = make_stage(raw)
-    assert stage.output_directory() == raw['log_dir']
-    assert stage.config['max_filter'] == 16 and stage.config['train'] is True
+def test_the_plan_keeps_the_stage_keys_to_save_and_the_log_dir(raw):
+    plan = make_plan(raw)
+    assert plan.log_dir == raw['log_dir'] and plan.model_directory == raw['log_dir']
+    assert plan.settings['max_filter'] == 16 and plan.settings['train'] is True
+    assert 'inference_output_num' not in plan.settings  # only the train stage's own keys

@@ -13,9 +13,9 @@ from deepzine.parameters import ConfigError
 from deepzine.training.checkpoints import read_checkpoint_description
 from deepzine.training.trainer import TrainingDiverged, train
 
-from tests.training.helpers import band_pages, checkpoint_position, make_stage, train_config, write_page_hdf5
+from tests.training.helpers import band_pages, checkpoint_position, make_plan, train_config, write_page_hdf5
 
-PHASE_FOLDERS = ['4', '8_transition', '8', '16_transition', '16']
+PHASE_FOLDERS = ['samples_4', 'samples_8_Transition', 'samples_8', 'samples_16_Transition', 'samples_16']
 
 
 class LogLines(logging.Handler):
@@ -36,7 +36,7 @@ def finished_run(tmp_path_factory, band_hdf5):
     logging.getLogger('deepzine').addHandler(handler)
     logging.getLogger('deepzine').setLevel(logging.INFO)
     try:
-        train(make_stage(raw))
+        train(make_plan(raw))
     finally:
         logging.getLogger('deepzine').removeHandler(handler)
     return folder, raw, handler.lines
@@ -56,11 +56,11 @@ def test_every_phase_runs_once_and_ends_in_a_checkpoint(finished_run):
 
 
 def test_model_folders_per_resolution_load_for_sampling(finished_run):
-    from deepzine.model.loading import load_generator
+    from deepzine.model.loading import load_generator, locate_model
     from deepzine.model.model_folder import load_model_folder
     folder = finished_run[0]
     for size in (4, 8, 16):
-        generator = load_generator(str(folder / 'log'), None, size)
+        generator = load_generator(locate_model(str(folder / 'log'), None, size))
         pages = generator.generate(np.zeros((2, 16), np.float32))
         assert pages.shape == (2, size, size, 1) and np.all(np.isfinite(pages))
     _, _, _, discriminator, description = load_model_folder(str(folder / 'log' / '16'), with_discriminator=True)
@@ -73,7 +73,7 @@ def test_sample_grids_for_every_phase(finished_run):
     for name in PHASE_FOLDERS:
         files = set(os.listdir(samples / name))
         assert {'step_000002.png', 'step_000004.png'} <= files
-        if name.endswith('_transition'):
+        if name.endswith('_Transition'):
             assert {'reals_step_000002.png', 'reals_step_000004.png'} <= files  # the blend changes during a fade
         else:
             assert 'reals.png' in files
@@ -86,7 +86,7 @@ def test_tensorboard_events_hold_losses_alpha_speed_and_images(finished_run):
         for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
             tags.update(value.tag for value in event.summary.value)
     assert {'loss/discriminator', 'loss/generator', 'loss/gradient_penalty', 'schedule/alpha',
-            'speed/images_per_second', 'samples/16', 'reals/8_transition'} <= tags
+            'speed/images_per_second', 'samples/samples_16', 'reals/samples_8_Transition'} <= tags
 
 
 def test_saved_model_loads_with_tensorflow_alone(finished_run):
@@ -105,22 +105,22 @@ def test_saved_model_loads_with_tensorflow_alone(finished_run):
 def test_running_again_on_a_finished_run_trains_nothing(finished_run, caplog):
     folder, raw, _ = finished_run
     with caplog.at_level(logging.INFO, logger='deepzine'):
-        train(make_stage(raw))
+        train(make_plan(raw))
     assert 'every phase is already trained' in caplog.text
     assert 'phase ' not in ' '.join(record.getMessage()[:6] for record in caplog.records)
 
 
 def test_a_log_dir_of_other_model_parameters_is_refused_before_anything_runs(finished_run):
     folder, raw, _ = finished_run
-    with pytest.raises(ConfigError, match=r"max_filter: saved 16, now 32.*new log_dir"):
-        make_stage(dict(raw, max_filter=32))
+    with pytest.raises(ConfigError, match=r"widths: saved \{4: 16, 8: 16, 16: 8\}, now \{4: 32, 8: 32, 16: 16\}\).*new log_dir"):
+        make_plan(dict(raw, max_filter=32))
 
 
-def test_data_with_other_channels_is_refused_at_run_time(finished_run, tmp_path):
+def test_data_with_other_channels_is_refused_before_anything_runs(finished_run, tmp_path):
     folder, raw, _ = finished_run
     rgb = write_page_hdf5(tmp_path / 'rgb.hdf5', band_pages(8, 16, channels=3))
     with pytest.raises(ConfigError, match='channels: saved 1, now 3'):
-        train(make_stage(dict(raw, data_hdf5=str(rgb))))
+        make_plan(dict(raw, data_hdf5=str(rgb)))
 
 
 def test_training_can_start_higher_from_a_lower_resolution_model(finished_run, tmp_path):
@@ -131,9 +131,9 @@ def test_training_can_start_higher_from_a_lower_resolution_model(finished_run, t
     from deepzine.training.trainer import Trainer
     folder, raw, _ = finished_run
     shutil.copytree(folder / 'log' / '4', tmp_path / 'log' / '4')
-    stage = make_stage(dict(raw, log_dir=str(tmp_path / 'log'), gan_starting_size=8))
-    with PageStore(stage.data_hdf5) as store:
-        trainer = Trainer(stage, store)
+    plan = make_plan(dict(raw, log_dir=str(tmp_path / 'log'), gan_starting_size=8))
+    with PageStore(plan.data.path) as store:
+        trainer = Trainer(plan, store)
         trainer._build()
         assert trainer._starting_position() == (1, 0)
     _, _, saved_ema, saved_discriminator, _ = load_model_folder(str(folder / 'log' / '4'), with_discriminator=True)
@@ -144,12 +144,12 @@ def test_training_can_start_higher_from_a_lower_resolution_model(finished_run, t
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(band_hdf5, tmp_path):
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=2, model_loss_output_interval_steps=1)
-    train(make_stage(raw))
+    train(make_plan(raw))
     checkpoints = tmp_path / 'log' / 'checkpoints'
     good = tf.train.latest_checkpoint(str(checkpoints))
     # Same run, continued with an absurd step size: the weights explode within a step or two.
     with pytest.raises(TrainingDiverged, match=r'diverged at 4x4 stable step \d+: .*last good checkpoint is .*ckpt-2'):
-        train(make_stage(dict(raw, iterations_per_stage=8, learning_rate=1e12)))
+        train(make_plan(dict(raw, iterations_per_stage=8, learning_rate=1e12)))
     assert tf.train.latest_checkpoint(str(checkpoints)) == good
 
 
@@ -159,12 +159,13 @@ def test_generator_moves_toward_the_data_in_a_short_run(tmp_path):
     An untrained generator gives about mean -0.3 and a flat row profile (distance ~2 from the real profile).
     """
     from deepzine.data.store import PageStore
-    from deepzine.model.loading import load_generator
+    from deepzine.model.loading import load_generator, locate_model
     hdf5 = write_page_hdf5(tmp_path / 'bands.hdf5', band_pages(64, 16))
     raw = train_config(tmp_path, hdf5, gan_output_size=4, iterations_per_stage=600, batch_size=8,
                        generator_ema_beta=0.9, model_loss_output_interval_steps=100, random_seed=2)
-    train(make_stage(raw))
-    fakes = load_generator(str(tmp_path / 'log'), None, 4).generate(np.random.default_rng(0).standard_normal((256, 16)))
+    train(make_plan(raw))
+    location = locate_model(str(tmp_path / 'log'), None, 4)
+    fakes = load_generator(location).generate(np.random.default_rng(0).standard_normal((256, 16)))
     with PageStore(hdf5) as store:
         reals = store.read(4, np.arange(64)).astype(np.float32) / 127.5 - 1
     assert abs(fakes.mean() - reals.mean()) < 0.15
@@ -174,13 +175,8 @@ def test_generator_moves_toward_the_data_in_a_short_run(tmp_path):
 
 
 def test_evaluation_at_each_phase_end_when_asked(band_hdf5, tmp_path):
-    from deepzine.evaluation.stage import EvaluateStage
-    from deepzine.parameters import registry, resolve
-    from deepzine.training.stage import TrainStage
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=2, evaluate_during_training=True,
                        evaluation_image_num=8, memorization_check_num=4)
-    stage = TrainStage(resolve(raw, registry([TrainStage, EvaluateStage])))
-    stage.validate()
-    train(stage)
+    train(make_plan(raw))
     written = sorted(os.listdir(tmp_path / 'log' / 'metrics'))
     assert 'swd_4_step2.json' in written and 'nearest_4_step2.json' in written
