@@ -42,15 +42,31 @@ def is_out_of_space(error):
     return any(marker in text for marker in _OUT_OF_SPACE_TEXTS)
 
 
+def _nearly_full(path, margin_bytes=1 << 20):
+    """True when the file system holding `path` (or its nearest existing folder) has less than a MiB left."""
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return shutil.disk_usage(folder).free < margin_bytes
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def reporting_out_of_space(path):
-    """Turn a full disk inside the block into OutOfSpace(path)."""
+    """Turn a full disk inside the block into OutOfSpace(path).
+
+    Some writers report a full disk without its errno (numpy: '640000 requested
+    and 47072 written'), so a failed write on a disk with almost no space left
+    counts too.
+    """
     try:
         yield
     except OutOfSpace:
         raise
     except Exception as error:
-        if is_out_of_space(error):
+        if is_out_of_space(error) or (isinstance(error, OSError) and _nearly_full(path)):
             raise OutOfSpace(path) from None
         raise
 

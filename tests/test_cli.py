@@ -65,11 +65,21 @@ def test_missing_config_file_names_the_path(tmp_path, capsys):
     assert 'nope.yaml' in capsys.readouterr().err
 
 
-def test_list_params_prints_every_key(capsys):
+def test_list_params_prints_every_key_readably_in_a_terminal(capsys):
     assert main(['--list-params']) == 0
     output = capsys.readouterr().out
     for name in parameter_table():
-        assert f'`{name}`' in output
+        assert re.search(rf'^{name}: ', output, re.MULTILINE)
+    assert max(len(line) for line in output.splitlines()) <= 110
+
+
+def test_params_with_a_word_shows_only_the_keys_that_mention_it(capsys):
+    assert main(['params', 'movie']) == 0
+    output = capsys.readouterr().out
+    assert 'movie_fps: 30' in output and 'export_movie: false' in output and 'learning_rate' not in output
+    assert main(['--list-params', 'movie']) == 0
+    assert capsys.readouterr().out == output
+    assert main(['params', 'no-such-word']) == EXIT_CONFIG_ERROR
 
 
 @pytest.mark.parametrize('name', ['config.yaml', 'config_pretrained.yaml'])
@@ -78,63 +88,73 @@ def test_shipped_configs_resolve(name, tmp_path, monkeypatch, capsys):
     assert main([str(REPO_ROOT / name), '--dry-run']) == 0
 
 
-def test_config_yaml_shows_every_key_with_a_comment():
+def test_config_yaml_is_every_key_with_its_meaning_as_the_registry_writes_it():
+    """config.yaml = `deepzine params --yaml` with the stages switched on: every key, its help above it, current."""
+    from deepzine.cli import CONFIG_HEADER
+    from deepzine.parameters import describe_as_yaml
+    from deepzine.pipeline import parameter_sections
     text = (REPO_ROOT / 'config.yaml').read_text()
-    keys = yaml.safe_load(text).keys()
-    assert sorted(keys) == sorted(parameter_table())
-    for key in keys:
-        assert re.search(rf'#[^\n]*\n(#[^\n]*\n)*{key}:', text), f'{key} has no comment above it in config.yaml'
+    values = yaml.safe_load(text)
+    assert sorted(values) == sorted(parameter_table())
+    assert text == describe_as_yaml(parameter_sections(), values, header=CONFIG_HEADER), (
+        'regenerate config.yaml: python -m deepzine params --yaml, then switch the stages on')
 
 
 def test_readme_reference_is_generated_from_the_registry():
     readme = (REPO_ROOT / 'README.md').read_text()
-    assert describe(parameter_table()) in readme, 'regenerate with: python -m deepzine params'
+    assert describe(parameter_table()) in readme, 'regenerate with: python -m deepzine params --markdown'
 
 
-ORIGINAL_STYLE_CONFIG = """
-gpu_num: None
-load_data: True
-pdf_directory: ~/pdf_directory
-image_directory: ~/image_directory
-data_hdf5: ~/data.hdf5
-internetarchive_collection: MBLWHOI
-pdf_num: 10000
-data_output_size: 1024
-train: True
-log_dir: ~/models
-model_save_interval_steps: 1000
-samples_dir: ~/samples
-model_sample_interval_steps: 400
-gan_output_size: 128
-learning_rate: .0001
-iterations_per_stage: 10000
-latent_size: 128
-batch_size: 16
-batch_size_reduction_transition_size: 256
-reduced_batch_size: 4
-model_loss_output_interval_steps: 40
-max_filter: 128
-filter_num_reduction_transition_size: 64
-discriminator_updates: 1
-generator_updates: 1
-inference_model_directory: ~/models
-inference_output_directory: ~/inference_images
-inference: True
-inference_output_num: 100
-interpolation: True
-interpolation_frames: 100
-interpolation_vector_num: 10
-interpolation_method: 'slerp'
-preload_resized_data: True
-"""
-
-
-def test_a_config_written_for_the_original_deepzine_still_resolves(tmp_path, monkeypatch, capsys):
-    """Every key of the original's config.yaml, spelled as it spelled them (None, True, .0001, quoted strings)."""
-    monkeypatch.setenv('HOME', str(tmp_path))
-    config = tmp_path / 'original.yaml'
-    config.write_text(ORIGINAL_STYLE_CONFIG)
-    assert main([str(config), '--dry-run']) == 0
+def test_help_lists_every_command_and_version_prints_it(capsys):
+    assert main(['--help']) == 0
     output = capsys.readouterr().out
-    assert f'data_hdf5: {tmp_path}/data.hdf5' in output and 'learning_rate: 0.0001' in output
-    assert '1. load_data' in output and '4. interpolation' in output
+    for command in ('run', 'params', 'movie', 'convert-legacy', 'preview'):
+        assert re.search(rf'^  {command} +\S', output, re.MULTILINE), command
+    assert main(['--version']) == 0
+    assert re.fullmatch(r'deepzine \d+\.\d+\.\d+\n', capsys.readouterr().out)
+    assert main(['movie', '--help']) == 0 and 'deepzine movie' in capsys.readouterr().out
+
+
+def test_an_unknown_command_exits_2_with_a_suggestion(capsys):
+    assert main(['moive', 'a', 'b']) == EXIT_CONFIG_ERROR
+    assert capsys.readouterr().err.strip() == ("error: unknown command 'moive' (did you mean 'movie'?): the commands "
+                                               "are run, params, movie, convert-legacy, preview, or give a config file "
+                                               "(deepzine config.yaml)")
+
+
+@pytest.mark.parametrize('content, message', [
+    (b'\xff\xfe\x00\x81 random bytes \x9c', 'not a text file (not UTF-8)'),
+    (b'train: true\nbatch_size: 8\ntrain: false\n', "key 'train' is written twice (lines 1 and 3); keep one"),
+    (b'train: [true\n', 'not valid YAML'),
+    (b'- a list\n- not a mapping\n', 'must be a mapping of key: value lines'),
+])
+def test_a_config_that_cannot_be_read_exits_2_in_one_line(tmp_path, content, message):
+    config = tmp_path / 'bad.yaml'
+    config.write_bytes(content)
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'wrapper.py'), str(config)], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == EXIT_CONFIG_ERROR
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ') and message in lines[0], result.stderr
+    assert files_under(tmp_path) == [config.relative_to(tmp_path)]
+
+
+def test_a_foreign_data_file_is_refused_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / 'pages.hdf5').write_text('not HDF5 at all')
+    config = tmp_path / 'train.yaml'
+    config.write_text(f'train: true\ndata_hdf5: {tmp_path / "pages.hdf5"}\nlog_dir: {tmp_path / "log"}\n')
+    assert main([str(config)]) == EXIT_CONFIG_ERROR
+    assert 'pages.hdf5: not a readable HDF5 file' in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['pages.hdf5', 'train.yaml']
+
+
+def test_data_smaller_than_the_model_is_refused_before_the_download_when_load_data_runs_first(tmp_path, capsys):
+    config = tmp_path / 'config.yaml'
+    config.write_text(f'load_data: true\ntrain: true\ndata_output_size: 64\ngan_output_size: 128\n'
+                      f'data_hdf5: {tmp_path / "pages.hdf5"}\nlog_dir: {tmp_path / "log"}\n'
+                      f'pdf_directory: {tmp_path / "pdfs"}\n')
+    assert main([str(config)]) == EXIT_CONFIG_ERROR
+    assert 'holds sizes 4..64 but train needs 128x128 pages: run load_data with data_output_size: 128' in \
+        capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['config.yaml']
+

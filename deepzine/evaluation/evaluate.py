@@ -205,6 +205,8 @@ def evaluate_generator(page_generator, store, size, log_dir, step=None, image_nu
               'model': page_generator.description, 'data_hdf5': store.path}
 
     pair_num = min(image_num, store.page_count // 2)
+    logger.info('evaluating %s at %dpx: SWD over %d pages, nearest real page of %d', page_generator.description, size,
+                pair_num, memorization_num)
     if pair_num < image_num:
         logger.warning('evaluation_image_num=%d: the HDF5 holds %d pages, so the SWD compares %d generated pages with '
                        '%d real ones, and %d real with %d others', image_num, store.page_count, *[pair_num] * 4)

@@ -47,7 +47,9 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, OutputSizeP
         data = (loading.page_file if loading is not None and loading.page_file.path == self.data_hdf5
                 else read_page_file_facts(self.data_hdf5))
         data.require_size(self.gan_output_size, 'evaluate')
-        return EvaluatePlan(model=sampling_model(self, earlier), data=data, metrics_folder=metrics_directory(self.log_dir),
+        model = sampling_model(self.inference_model_directory or self.log_dir, self.inference_model_path,
+                               self.gan_output_size, self.pretrained_model, earlier)
+        return EvaluatePlan(model=model, data=data, metrics_folder=metrics_directory(self.log_dir),
                             log_dir=self.log_dir, image_num=self.evaluation_image_num,
                             memorization_num=self.memorization_check_num, seed=self.evaluation_seed,
                             batch_size=self.inference_batch_size)

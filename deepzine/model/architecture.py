@@ -70,19 +70,19 @@ class Architecture:
         return json.dumps(data, indent=2)
 
     @classmethod
-    def from_parameters(cls, parameters, channels, original=False):
-        """From an object holding the ModelParameters keys (deepzine.parameter_groups) and the data's channel count.
+    def from_keys(cls, channels, gan_output_size, latent_size, max_filter, min_filter,
+                  filter_num_reduction_transition_size, equalized_learning_rate, minibatch_group_size, original=False):
+        """From the model keys (deepzine.parameter_groups.ModelParameters) and the data's channel count.
 
         original: the original DeepZine's own network (its `pretrained_model: true`):
         no weight scaling, no latent normalization, the whole batch as one
-        minibatch-stddev group, and its pretrained widths; the model keys that
-        would say otherwise do not apply.
+        minibatch-stddev group, and its pretrained widths; the keys that would
+        say otherwise do not apply.
         """
-        widths = filter_widths(parameters.gan_output_size, parameters.max_filter, parameters.min_filter,
-                               parameters.filter_num_reduction_transition_size, original_pretrained=original)
+        widths = filter_widths(gan_output_size, max_filter, min_filter, filter_num_reduction_transition_size,
+                               original_pretrained=original)
         if original:
-            return cls(latent_size=parameters.latent_size, channels=channels, output_size=parameters.gan_output_size,
-                       widths=widths, equalized_learning_rate=False, normalize_latent=False, minibatch_group_size=0)
-        return cls(latent_size=parameters.latent_size, channels=channels, output_size=parameters.gan_output_size,
-                   widths=widths, equalized_learning_rate=parameters.equalized_learning_rate,
-                   minibatch_group_size=parameters.minibatch_group_size)
+            equalized_learning_rate, minibatch_group_size = False, 0
+        return cls(latent_size=latent_size, channels=channels, output_size=gan_output_size, widths=widths,
+                   equalized_learning_rate=equalized_learning_rate, normalize_latent=not original,
+                   minibatch_group_size=minibatch_group_size)

@@ -23,17 +23,19 @@ logger = logging.getLogger(__name__)
 RUN_FOLDER_PATTERN = re.compile(r'run-(\d{3,})$')
 
 
-def sampling_model(stage, earlier):
-    """validate(): the ModelLocation a sampling stage loads; a model the train stage of this run will write counts."""
-    directory = stage.inference_model_directory or stage.log_dir
+def sampling_model(directory, path, size, pretrained_model, earlier):
+    """validate(): the ModelLocation a sampling stage loads; a model the train stage of this run will write counts.
+
+    directory: inference_model_directory or log_dir; path: inference_model_path; size: gan_output_size.
+    """
     training = earlier.get('train')
-    if training is not None and not stage.inference_model_path and directory == training.model_directory:
+    if training is not None and not path and directory == training.model_directory:
         trained = {phase.size for phase in training.trained_phases if not phase.fading}
-        if stage.gan_output_size not in trained:
-            raise ConfigError(f'gan_output_size={stage.gan_output_size}: the train stage of this run writes models of '
+        if size not in trained:
+            raise ConfigError(f'gan_output_size={size}: the train stage of this run writes models of '
                               f'sizes {sorted(trained)} into {directory}')
-        return ModelLocation(model_folder_path(directory, stage.gan_output_size), MODEL_FOLDER, stage.gan_output_size)
-    return locate_model(directory, stage.inference_model_path, stage.gan_output_size, stage.pretrained_model)
+        return ModelLocation(model_folder_path(directory, size), MODEL_FOLDER, size)
+    return locate_model(directory, path, size, pretrained_model)
 
 
 def next_run_folder(output_directory, earlier):

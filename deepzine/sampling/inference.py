@@ -65,8 +65,9 @@ class InferenceStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOut
 
     def validate(self, earlier):
         check_latents_file('inference_input_latent', self.inference_input_latent)
-        return InferencePlan(model=sampling_model(self, earlier),
-                             run_folder=next_run_folder(self.inference_output_directory, earlier),
+        model = sampling_model(self.inference_model_directory or self.log_dir, self.inference_model_path,
+                               self.gan_output_size, self.pretrained_model, earlier)
+        return InferencePlan(model=model, run_folder=next_run_folder(self.inference_output_directory, earlier),
                              page_count=None if self.inference_input_latent else self.inference_output_num,
                              latents_file=self.inference_input_latent, page_format=self.inference_output_format,
                              grid=self.inference_grid, batch_size=self.inference_batch_size,

@@ -126,8 +126,10 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
             raise ConfigError(f'interpolation_latent_rows={self.interpolation_latent_rows}: a path needs at least 2 rows')
         check_latents_file('interpolation_latents', self.interpolation_latents)
         run_folder = next_run_folder(self.inference_output_directory, earlier)
+        model = sampling_model(self.inference_model_directory or self.log_dir, self.inference_model_path,
+                               self.gan_output_size, self.pretrained_model, earlier)
         return InterpolationPlan(
-            model=sampling_model(self, earlier), run_folder=run_folder, method=self.interpolation_method,
+            model=model, run_folder=run_folder, method=self.interpolation_method,
             waypoints_file=self.interpolation_latents,
             waypoint_rows=tuple(self.interpolation_latent_rows) if self.interpolation_latent_rows else None,
             waypoint_count=(len(self.interpolation_latent_rows) if self.interpolation_latent_rows

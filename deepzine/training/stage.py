@@ -121,7 +121,10 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
         for size in sizes_between(self.gan_starting_size, self.gan_output_size):
             data.require_size(size, 'train')
         settings = self.settings()
-        configured = Architecture.from_parameters(self, data.channels, original=self.pretrained_model)
+        configured = Architecture.from_keys(
+            data.channels, self.gan_output_size, self.latent_size, self.max_filter, self.min_filter,
+            self.filter_num_reduction_transition_size, self.equalized_learning_rate, self.minibatch_group_size,
+            original=self.pretrained_model)
         start = find_starting_point(self.log_dir, self.gan_starting_size, self.gan_output_size, configured,
                                     data.channels, self.pretrained_model, settings)
         architecture = start.architecture or configured

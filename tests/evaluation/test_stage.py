@@ -82,5 +82,8 @@ def test_run_evaluates_a_saved_generator_into_log_dir_metrics(pages_hdf5, tmp_pa
     with open(swd_files[0]) as handle:
         report = json.load(handle)
     assert report['step'] is None and report['image_num'] == 8 and 'SavedModel' in report['model']
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(swd_files[0]).st_mode & 0o777 == 0o666 & ~umask  # readable by others, as any output
     assert np.isfinite(report['generated_vs_real']['mean']) and report['generated_vs_real']['mean'] > 0
     assert result['nearest']['compare_size'] == 32 and len(result['nearest']['generated']) == 3

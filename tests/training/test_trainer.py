@@ -52,6 +52,9 @@ def test_every_phase_runs_once_and_ends_in_a_checkpoint(finished_run):
     description = read_checkpoint_description(latest)
     assert description['channels'] == 1 and description['config']['max_filter'] == 16
     assert (folder / 'log' / 'checkpoints' / 'run_config.yaml').is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(folder / 'log' / 'checkpoints' / 'run_config.yaml').st_mode & 0o777 == 0o666 & ~umask  # not private
     assert any('D ' in line and 'img/s' in line for line in lines)
 
 

@@ -1,0 +1,59 @@
+"""A full disk ends any stage with one line naming what was being written; nothing is broken and the re-run continues."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import yaml
+
+from tests.training.helpers import band_pages, train_config, write_page_hdf5
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODEL = REPO_ROOT / 'pretrained_models' / 'debian_manuals'
+
+
+def run(config, folder):
+    path = folder / 'config.yaml'
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'wrapper.py'), str(path)], cwd=folder,
+                            capture_output=True, text=True, timeout=600)
+    return result.returncode, result.stderr.strip().splitlines()
+
+
+def assert_one_line_about_the_disk(code, errors, where):
+    assert code == 1, errors[-20:]
+    assert errors[-1].startswith(f'error: disk full while writing {where}'), errors[-20:]
+    assert errors[-1].endswith('free some space on that disk and re-run the same command to continue')
+    assert not any('Traceback' in line for line in errors), errors[-20:]
+
+
+def leftovers(folder):
+    return [os.path.join(root, name) for root, folders, names in os.walk(folder) for name in folders + names
+            if '.partial' in name or name.endswith('_temp')]
+
+
+def test_training_stops_in_one_line_keeps_its_checkpoint_and_resumes(tmp_path, small_disk):
+    pages = write_page_hdf5(tmp_path / 'pages.hdf5', band_pages(32, 16))
+    raw = train_config(small_disk.path, pages, gan_output_size=16, iterations_per_stage=6, model_save_interval_steps=2)
+    small_disk.fill(bytes_left=1_500_000)  # room for the first checkpoints, not for the whole run
+    code, errors = run(raw, tmp_path)
+    assert_one_line_about_the_disk(code, errors, str(small_disk.path))
+    assert leftovers(small_disk.path / 'log') == []
+    import tensorflow as tf
+    last_good = tf.train.latest_checkpoint(str(small_disk.path / 'log' / 'checkpoints'))
+    assert last_good and tf.train.load_checkpoint(last_good).get_tensor('global_step/.ATTRIBUTES/VARIABLE_VALUE') > 0
+    small_disk.free()
+    code, errors = run(raw, tmp_path)
+    assert code == 0, errors[-20:]
+    assert any('resuming' in line for line in errors)  # from the last checkpoint that fitted
+    assert (small_disk.path / 'log' / 'saved_model' / 'saved_model.pb').is_file()
+
+
+def test_sampling_stops_in_one_line_naming_the_page(tmp_path, small_disk):
+    small_disk.fill(bytes_left=200_000)
+    config = {'inference': True, 'inference_model_directory': str(MODEL), 'gan_output_size': 64,
+              'inference_output_num': 5000, 'inference_output_directory': str(small_disk.path / 'out')}
+    code, errors = run(config, tmp_path)
+    assert_one_line_about_the_disk(code, errors, str(small_disk.path / 'out' / 'run-001'))
+    assert leftovers(small_disk.path / 'out') == []
