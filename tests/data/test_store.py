@@ -304,10 +304,7 @@ def step(batch):
 iterator = iter(dataset)
 counts = [int(strategy.reduce('SUM', step(next(iterator)), axis=None)) for _ in range(3)]
 print('pages per step', counts, flush=True)
-# Drop the iterator before the interpreter exits: a live one (prefetch threads calling numpy_function under
-# MirroredStrategy) hung the exit in about 1 of 6 runs here. The trainer drops its iterator at each phase end.
-del iterator, dataset
-'''
+'''  # the iterator stays alive until exit, as a caller's may: the exit must not hang (tests/data/test_exit_gate.py)
 
 
 def test_page_dataset_works_under_a_distribution_strategy(page_file):
