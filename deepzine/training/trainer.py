@@ -86,6 +86,7 @@ class Trainer:
                                        self.architecture.minibatch_group_size)
         on_gpu = uses_gpu(self.strategy)
         self.jit_compile = on_gpu if plan.jit_compile is None else plan.jit_compile
+        self._unreadable_reported = 0
         if not on_gpu:
             advise_cpu_precision(plan.mixed_precision, cpu_has_bfloat16_units())
         logger.info('training on %s, XLA %s, precision %s', describe_devices(self.strategy),
@@ -173,6 +174,8 @@ class Trainer:
         return self.store.read(phase.size, np.sort(indices)).astype(np.float32) / 127.5 - 1.0
 
     def _run_phase(self, phase, step):
+        import tensorflow as tf
+        from deepzine.data.store import raise_if_damaged
         from deepzine.training.step import make_phase_step, reset_optimizer
         plan, state = self.plan, self.state
         if step == 0 and phase.index > 0 and plan.reset_optimizer_on_growth:
@@ -202,6 +205,11 @@ class Trainer:
                     self._save(phase)
             progress.close()
             self._finish_phase(phase)
+        except tf.errors.OpError:
+            # A page file damaged past what can be skipped: one line (not saved: the step may have half run).
+            progress.close()
+            raise_if_damaged(self.plan.data.path)
+            raise
         except KeyboardInterrupt:
             progress.close()
             prefix = self._save(phase)
@@ -222,6 +230,11 @@ class Trainer:
         if images_per_second is not None:
             progress.set_postfix_str(f'{images_per_second:.1f} img/s', refresh=False)
         logger.info(loss_line(phase, step, metrics, alpha, images_per_second))
+        unreadable = self.store.unreadable_page_count
+        if unreadable > self._unreadable_reported:
+            logger.warning('%d unreadable page(s) of %s skipped so far (each replaced by a readable one); '
+                           'load_data with overwrite: true rebuilds the file', unreadable, self.plan.data.path)
+            self._unreadable_reported = unreadable
         if self.chief and steps:
             self.outputs.write_scalars(int(self.state.global_step.numpy()), metrics, alpha, phase, images_per_second)
 

@@ -3,13 +3,12 @@
 import logging
 import os
 
-import h5py
 import numpy as np
 import pytest
 
 from deepzine.data.damaged_pages import MIN_UNREADABLE_PAGES
 from deepzine.data.store import DamagedPageFile, PageStore, page_dataset, raise_if_damaged, unreadable_page_count
-from tests.page_files import write_page_hdf5
+from tests.page_files import overwrite_chunk, write_page_hdf5
 
 PAGE_COUNT = 40
 
@@ -21,15 +20,6 @@ def page_file(tmp_path):
     values = 5 * np.arange(1, PAGE_COUNT + 1, dtype=np.uint8)
     write_page_hdf5(path, np.broadcast_to(values[:, None, None, None], (PAGE_COUNT, 16, 16, 3)).copy())
     return path
-
-
-def overwrite_chunk(path, dataset_name, chunk_index, seed=0):
-    """Overwrite exactly the stored bytes of one chunk with random bytes, as a disk fault would."""
-    with h5py.File(path, 'r') as handle:
-        info = handle[dataset_name].id.get_chunk_info(chunk_index)
-    with open(path, 'r+b') as file:
-        file.seek(info.byte_offset)
-        file.write(np.random.default_rng(seed).integers(0, 256, info.size, dtype=np.uint8).tobytes())
 
 
 def page_ids(pages):

@@ -183,3 +183,20 @@ def test_evaluation_at_each_phase_end_when_asked(band_hdf5, tmp_path):
     train(make_plan(raw))
     written = sorted(os.listdir(tmp_path / 'log' / 'metrics'))
     assert 'swd_4_step2.json' in written and 'nearest_4_step2.json' in written
+
+
+def test_a_damaged_page_file_is_skipped_then_refused_in_one_line(tmp_path, caplog):
+    """A few unreadable pages: training goes on and says so; most of them: one line asking for a rebuild."""
+    from deepzine.data.store import DamagedPageFile
+    from tests.page_files import overwrite_chunk
+    few = write_page_hdf5(tmp_path / 'few.hdf5', band_pages(32, 4))
+    overwrite_chunk(str(few), 'data_4', 3)
+    with caplog.at_level(logging.WARNING, logger='deepzine'):
+        train(make_plan(train_config(tmp_path / 'a', few, gan_output_size=4, iterations_per_stage=20,
+                                     model_loss_output_interval_steps=10)))
+    assert 'unreadable page(s) of' in caplog.text and 'skipped so far' in caplog.text
+    many = write_page_hdf5(tmp_path / 'many.hdf5', band_pages(32, 4))
+    for chunk in range(20):
+        overwrite_chunk(str(many), 'data_4', chunk, seed=chunk)
+    with pytest.raises(DamagedPageFile, match=r'damaged, .* unreadable .*rebuild it with load_data \(overwrite: true\)'):
+        train(make_plan(train_config(tmp_path / 'b', many, gan_output_size=4, iterations_per_stage=50)))
