@@ -1,6 +1,6 @@
 """Benchmark of the load_data stage: rasterizer pages/s, bytes per page, loader images/s, peak memory vs collection size.
 
-    python bench/bench_data.py --pdfs /tmp/deepzine-bench/pdfs
+    python bench/bench_data.py --pdfs /tmp/deepzine-bench/pdfs [--sections rasterize,huge] [--programs pdfium]
 
 `--pdfs` is a folder of real PDFs (see bench/README.md, section Data, for the
 Debian documentation packages used); without it, Pillow-drawn pages stand in.
@@ -58,11 +58,15 @@ def sample():
 threading.Thread(target=sample, daemon=True).start()
 
 stage = LoadDataStage(resolve(json.loads(sys.argv[1]), registry([LoadDataStage])))
+from deepzine.parameters import ConfigError
 start = time.perf_counter()
-path = stage.run()
+try:
+    path = stage.run(stage.validate({}))
+    with PageStore(path) as store:
+        pages = store.page_count
+except ConfigError:  # no usable pages: the figures still say what it cost
+    pages = 0
 wall = time.perf_counter() - start
-with PageStore(path) as store:
-    pages = store.page_count
 own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({'pages': pages, 'wall_sec': wall, 'cpu_sec': own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
                   'peak_main_mib': peaks['main'], 'peak_total_mib': peaks['total']}))
@@ -70,6 +74,7 @@ print(json.dumps({'pages': pages, 'wall_sec': wall, 'cpu_sec': own.ru_utime + ow
 
 
 def run_load_data(config):
+    """Figures of one load_data run in a fresh process (a run that packed no page gives pages 0)."""
     result = subprocess.run([sys.executable, '-c', _ONE_RUN, json.dumps(config)], cwd=REPOSITORY, capture_output=True,
                             text=True, check=False, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
     if result.returncode != 0:
@@ -105,21 +110,31 @@ def make_synthetic_collection(folder, page_count, copies=1):
 
 
 def base_config(folder, hdf5, **values):
+    """load_data at 256 px with the automatic rendering resolution (pdf_dpi unset), rebuilding the file each time."""
     return {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': folder, 'data_hdf5': hdf5,
-            'data_output_size': 256, 'pdf_dpi': 100, 'overwrite': True, **values}
+            'data_output_size': 256, 'overwrite': True, **values}
 
 
-def bench_rasterizers(collection, work, workers_list):
-    print('\n### Rasterize + square + pyramid + HDF5 write, 100 dpi -> 256x256 RGB\n')
+def write_huge_page_pdf(path):
+    """One 333 x 433 inch page: a 1000 x 1300 pixel scan stored at 3 dpi (a real archive item did this)."""
+    from PIL import Image, ImageDraw
+    scan = Image.new('RGB', (1000, 1300), (250, 248, 240))
+    ImageDraw.Draw(scan).rectangle([100, 100, 900, 200], fill=(0, 0, 0))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    scan.save(path, resolution=3)
+
+
+def bench_rasterizers(collection, work, workers_list, programs=PROGRAMS):
+    print('\n### Rasterize + square + pyramid + HDF5 write -> 256x256 RGB (automatic resolution)\n')
     print('| program | workers | pages | wall s | pages/s | pages per CPU-second |')
     print('| --- | --- | --- | --- | --- | --- |')
-    for program in PROGRAMS:
+    for program in programs:
         for workers in workers_list:
             figures = run_load_data(base_config(collection, os.path.join(work, f'{program}.hdf5'),
                                                 pdf_conversion_program=program, conversion_workers=workers))
             print(f'| {program} | {workers} | {figures["pages"]} | {figures["wall_sec"]:.1f} | '
                   f'{figures["pages"] / figures["wall_sec"]:.0f} | {figures["pages"] / figures["cpu_sec"]:.0f} |')
-    return os.path.join(work, 'pdfium.hdf5')
+    return os.path.join(work, f'{programs[0]}.hdf5')
 
 
 def bench_storage(hdf5, work):
@@ -165,8 +180,24 @@ def bench_loader(hdf5, batch_size=16, seconds=3.0):
         print(f'| {size} | {images / (time.perf_counter() - start):,.0f} |')
 
 
+def bench_huge_page(work, programs):
+    """One 333 x 433 inch page against one letter page: the same cost is the goal."""
+    print('\n### One 333 x 433 inch page (a 1000 x 1300 scan stored at 3 dpi) vs one letter page, data_output_size 64\n')
+    print('| page | program | pages packed | wall s | peak RSS main + workers MiB |')
+    print('| --- | --- | --- | --- | --- |')
+    write_huge_page_pdf(os.path.join(work, 'huge', 'huge.pdf'))
+    make_synthetic_collection(os.path.join(work, 'letter'), 1)
+    for program in programs:
+        for page in ('huge', 'letter'):
+            figures = run_load_data(base_config(os.path.join(work, page), os.path.join(work, f'{page}.hdf5'),
+                                                data_output_size=64, pdf_conversion_program=program,
+                                                conversion_workers=1))
+            print(f'| {page} | {program} | {figures["pages"]} | {figures["wall_sec"]:.1f} | '
+                  f'{figures["peak_total_mib"]:.0f} |')
+
+
 def bench_memory(pdfs, work):
-    print('\n### Peak RSS of load_data vs collection size (pdfium, 100 dpi -> 256)\n')
+    print('\n### Peak RSS of load_data vs collection size (pdfium -> 256)\n')
     print('| collection | workers | pages | peak RSS main process MiB | peak RSS main + workers MiB |')
     print('| --- | --- | --- | --- | --- |')
     for copies in (1, 4):
@@ -184,20 +215,31 @@ def main():
     parser.add_argument('--pdfs', help='folder of real PDFs (default: Pillow-drawn pages)')
     parser.add_argument('--pages', type=int, default=400, help='about this many pages for the rasterizer table')
     parser.add_argument('--workers', default='1,2', help='conversion_workers values to try, comma-separated')
+    parser.add_argument('--programs', default=','.join(PROGRAMS), help='rasterizers to try, comma-separated')
+    parser.add_argument('--sections', default='rasterize,storage,memory,loader,huge',
+                        help='tables to print, comma-separated (storage and loader need rasterize)')
     arguments = parser.parse_args()
+    sections = arguments.sections.split(',')
+    programs = arguments.programs.split(',')
     work = tempfile.mkdtemp(prefix='deepzine-bench-data-')
     try:
-        collection = os.path.join(work, 'collection')
-        if arguments.pdfs:
-            pages = make_collection(arguments.pdfs, collection, arguments.pages)
-        else:
-            pages = make_synthetic_collection(collection, arguments.pages)
-        print(f'{pages} pages from {"real PDFs in " + arguments.pdfs if arguments.pdfs else "Pillow-drawn PDFs"}; '
-              f'{os.cpu_count()} CPUs')
-        hdf5 = bench_rasterizers(collection, work, [int(value) for value in arguments.workers.split(',')])
-        bench_storage(hdf5, work)
-        bench_memory(arguments.pdfs, work)
-        bench_loader(hdf5)
+        print(f'{os.cpu_count()} CPUs')
+        if 'rasterize' in sections:
+            collection = os.path.join(work, 'collection')
+            if arguments.pdfs:
+                pages = make_collection(arguments.pdfs, collection, arguments.pages)
+            else:
+                pages = make_synthetic_collection(collection, arguments.pages)
+            print(f'{pages} pages from {"real PDFs in " + arguments.pdfs if arguments.pdfs else "Pillow-drawn PDFs"}')
+            hdf5 = bench_rasterizers(collection, work, [int(value) for value in arguments.workers.split(',')], programs)
+            if 'storage' in sections:
+                bench_storage(hdf5, work)
+            if 'loader' in sections:
+                bench_loader(hdf5)
+        if 'memory' in sections:
+            bench_memory(arguments.pdfs, work)
+        if 'huge' in sections:
+            bench_huge_page(work, programs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -57,6 +57,16 @@ def background_colour(page):
     return colour[0] if len(colour) == 1 else colour
 
 
+def page_box(width, height, size, square_mode):
+    """(left, top, right, bottom): where a width x height page's own pixels land in its square (the rest is padding)."""
+    if square_mode != 'pad':
+        return 0, 0, size, size
+    scale = size / max(width, height)
+    fitted_width, fitted_height = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top = (size - fitted_width) // 2, (size - fitted_height) // 2
+    return left, top, left + fitted_width, top + fitted_height
+
+
 def square_page(page, size, square_mode, channels):
     """One page (any PIL image) -> uint8 array [size, size, channels]."""
     if square_mode not in SQUARE_MODES:
@@ -72,11 +82,10 @@ def square_page(page, size, square_mode, channels):
         square = _resized(page.crop((left, top, left + side, top + side)), (size, size))
     else:
         # Resize first, then pad: the same picture as padding at full size, for a fraction of the work.
-        scale = size / max(width, height)
-        fitted_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        fitted = _resized(page, fitted_size)
+        left, top, right, bottom = page_box(width, height, size, square_mode)
+        fitted = _resized(page, (right - left, bottom - top))
         square = Image.new(page.mode, (size, size), background_colour(page))
-        square.paste(fitted, ((size - fitted_size[0]) // 2, (size - fitted_size[1]) // 2))
+        square.paste(fitted, (left, top))
     pixels = np.asarray(square, dtype=np.uint8)
     return pixels[..., None] if pixels.ndim == 2 else pixels
 

@@ -6,7 +6,6 @@ and the modules it calls, so `--dry-run` and `--list-params` stay instant.
 
 import dataclasses
 import logging
-import math
 import os
 import re
 import sys
@@ -20,16 +19,31 @@ logger = logging.getLogger(__name__)
 _COLLECTION_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 
 
-def automatic_dpi(output_size):
-    """Render so a letter page's short side (8.5 in) has twice the output size: enough to anti-alias, no more."""
-    return max(100, math.ceil(2 * output_size / 8.5))
+@dataclasses.dataclass(frozen=True)
+class DownloadPlan:
+    """What to fetch from the Internet Archive, and how (data_source: internetarchive)."""
+    collection: str
+    query: str
+    item_limit: int           # None: the whole collection
+    workers: int
+    settings: object          # deepzine.data.archive.DownloadSettings
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadDataPlan:
-    """What later stages of the same run may rely on: the page file this stage writes (and the keys it ran with)."""
+    """Everything `run` does, worked out once by `validate`; later stages of the same run rely on `page_file`."""
     page_file: object             # deepzine.data.store.PageFileFacts (page_count unknown until it has run)
-    settings: dict
+    settings: dict                # the keys it ran with (saved in the page file)
+    data_source: str
+    source_directory: str         # where the documents are found (pdf_directory or image_directory)
+    skip_bw_pdfs: bool
+    download: DownloadPlan        # None unless data_source is internetarchive
+    render: object                # deepzine.data.pack.RenderSettings: also the page file's schema
+    selection: object             # deepzine.data.page_checks.PageSelection
+    workers: int                  # conversion worker processes
+    overwrite: bool
+    file_attributes: dict         # written into the page file besides the schema
+    preview_path: str
 
 
 def _at_most_2400(value):
@@ -66,8 +80,9 @@ class LoadDataStage(Stage, DataFileParameters):
                                        'pdftoppm (poppler) or ghostscript (the original default was pdftoppm)',
                                        choices=('pdfium', 'pdftoppm', 'ghostscript'),
                                        aliases={'gs': 'ghostscript', 'pypdfium2': 'pdfium', 'poppler': 'pdftoppm'})
-    pdf_dpi = Parameter(None, 'int', 'rendering resolution in dots per inch; None: 2 x data_output_size / 8.5 inches, '
-                        'at least 100 (100 dpi for 256 pixels)', check=_at_most_2400)
+    pdf_dpi = Parameter(None, 'int', 'upper bound on the rendering resolution in dots per inch; every page is rendered '
+                        'with its longer side at 2 x data_output_size pixels, lower when this bound says so; None: '
+                        'no bound', check=_at_most_2400)
     conversion_workers = Parameter(None, 'int', 'processes rasterizing documents at once; None: every core', check=positive)
     data_output_size = Parameter(256, 'int', 'largest page size stored, in pixels (sizes 4..this are written); 256 keeps text '
                                  'shapes and trains in days on one GPU (the original wrote 1024: 16x the storage and rasterizing)',
@@ -80,12 +95,15 @@ class LoadDataStage(Stage, DataFileParameters):
     hdf5_compression = Parameter('gzip', 'str', 'HDF5 compression of the page arrays: gzip (level 1; readable by any '
                                 'HDF5 tool), lzf (faster to write, larger) or none', choices=('none', 'gzip', 'lzf'))
     overwrite = Parameter(False, 'bool', 'rebuild data_hdf5 from scratch; false adds only documents not yet in it')
+    skip_blank_pages = Parameter(False, 'bool', 'leave out blank pages (nothing but paper, a page number or faint marks, '
+                                 'judged on the stored page); the summary counts them either way')
+    skip_duplicate_pages = Parameter(False, 'bool', 'leave out pages whose stored pixels equal a page already in '
+                                     'data_hdf5 (from any document or earlier run), keeping the first; counted either way')
+    max_pages_per_document = Parameter(0, 'int', 'keep at most this many pages of each document, spread evenly through '
+                                       'it (the same pages on every run), so long volumes do not outweigh short '
+                                       'ones; 0: every page', check=non_negative)
 
     # --- derived values -------------------------------------------------------------------------------
-
-    @property
-    def resolved_dpi(self):
-        return self.pdf_dpi or automatic_dpi(self.data_output_size)
 
     @property
     def resolved_workers(self):
@@ -93,16 +111,30 @@ class LoadDataStage(Stage, DataFileParameters):
             return self.conversion_workers
         return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
-    def schema(self):
-        """The settings that fix what a stored page looks like (see deepzine.data.writer.SCHEMA_KEYS)."""
+    def _render_settings(self):
+        from deepzine.data.pack import IMAGE_FILES, RenderSettings
         images = self.data_source == 'image_directory'
-        return {'output_size': self.data_output_size, 'channels': self.channels, 'square_mode': self.square_mode,
-                'pdf_dpi': 0 if images else self.resolved_dpi,
-                'pdf_conversion_program': 'image files' if images else self.pdf_conversion_program}
+        return RenderSettings(program=IMAGE_FILES if images else self.pdf_conversion_program,
+                              output_size=self.data_output_size, square_mode=self.square_mode, channels=self.channels,
+                              max_dpi=None if images else self.pdf_dpi,
+                              page_image_directory=self.image_directory if self.keep_page_images else None,
+                              compression=self.hdf5_compression)
+
+    def _download_plan(self):
+        from deepzine.data.archive import DownloadSettings
+        return DownloadPlan(self.internetarchive_collection, self.internetarchive_query, self.pdf_num or None,
+                            self.download_workers,
+                            DownloadSettings(self.pdf_directory, host=self.internetarchive_host,
+                                             secure=self.internetarchive_secure, skip_bw_pdfs=self.skip_bw_pdfs,
+                                             retries=self.download_retries, timeout_sec=self.download_timeout_sec))
 
     # --- Stage interface ------------------------------------------------------------------------------
 
     def validate(self, earlier):
+        import yaml
+
+        from deepzine.data.page_checks import PageSelection
+        from deepzine.data.preview import default_preview_path
         from deepzine.data.store import PageFileFacts
         from deepzine.sizes import sizes_between
         if self.data_source == 'internetarchive':
@@ -125,38 +157,58 @@ class LoadDataStage(Stage, DataFileParameters):
                               f'in image_directory={self.image_directory}')
         if self.keep_page_images and not self.image_directory:
             raise ConfigError('keep_page_images=true: set image_directory to the folder for the page images')
-        self._check_existing_file()
-        return LoadDataPlan(page_file=PageFileFacts(self.data_hdf5, tuple(sizes_between(4, self.data_output_size)),
-                                                    self.channels),
-                            settings=self.settings())
+        render = self._render_settings()
+        self._check_existing_file(render.schema())
+        images = self.data_source == 'image_directory'
+        source_directory = self.image_directory if images else self.pdf_directory
+        settings = self.settings()
+        return LoadDataPlan(
+            page_file=PageFileFacts(self.data_hdf5, tuple(sizes_between(4, self.data_output_size)), self.channels),
+            settings=settings, data_source=self.data_source, source_directory=source_directory,
+            skip_bw_pdfs=self.skip_bw_pdfs,
+            download=self._download_plan() if self.data_source == 'internetarchive' else None,
+            render=render, selection=PageSelection(self.max_pages_per_document, self.skip_blank_pages,
+                                                   self.skip_duplicate_pages),
+            workers=self.resolved_workers, overwrite=self.overwrite,
+            file_attributes={'config': yaml.safe_dump(settings, sort_keys=True), 'data_source': self.data_source,
+                             'source_directory': source_directory},
+            preview_path=default_preview_path(self.data_hdf5))
 
-    def _check_existing_file(self):
+    def _check_existing_file(self, schema):
         """Refuse to add pages to a finished file made with other settings, before any download starts."""
         from deepzine.data.store import PARTIAL_SUFFIX
         if self.overwrite or not os.path.isfile(self.data_hdf5) or os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
             return
         from deepzine.data.writer import read_finished_documents
-        read_finished_documents(self.data_hdf5, self.schema())
+        read_finished_documents(self.data_hdf5, schema)
 
     def describe(self, plan):
+        from deepzine.data.preview import DEFAULT_PAGE_COUNT
         lines = []
-        if self.data_source == 'internetarchive':
-            query = f' {self.internetarchive_query}' if self.internetarchive_query else ''
-            scheme = 'https' if self.internetarchive_secure else 'http'
-            lines.append(f'download the PDFs of up to {self.pdf_num or "all"} items matching "collection:'
-                         f'{self.internetarchive_collection}{query}" from {scheme}://{self.internetarchive_host} into '
-                         f'{self.pdf_directory}/<identifier>/ ({self.download_workers} at once'
-                         + (', _bw.pdf copies skipped)' if self.skip_bw_pdfs else ')'))
-        if self.data_source == 'image_directory':
-            lines.append(f'pack every png/jpg/tif under {self.image_directory}')
+        download, render, selection = plan.download, plan.render, plan.selection
+        if download:
+            query = f' {download.query}' if download.query else ''
+            scheme = 'https' if download.settings.secure else 'http'
+            lines.append(f'download the PDFs of up to {download.item_limit or "all"} items matching "collection:'
+                         f'{download.collection}{query}" from {scheme}://{download.settings.host} into '
+                         f'{download.settings.pdf_directory}/<identifier>/ ({download.workers} at once'
+                         + (', _bw.pdf copies skipped)' if download.settings.skip_bw_pdfs else ')'))
+        if plan.data_source == 'image_directory':
+            lines.append(f'pack every png/jpg/tif under {plan.source_directory}')
         else:
-            lines.append(f'rasterize every PDF under {self.pdf_directory} with {self.pdf_conversion_program} at '
-                         f'{self.resolved_dpi} dpi in {self.resolved_workers} worker process'
-                         + ('es' if self.resolved_workers != 1 else '')
-                         + (f', keeping PNG pages in {self.image_directory}' if self.keep_page_images else ''))
-        lines.append(f'pages: {self.square_mode} to {self.data_output_size}x{self.data_output_size}, {self.channels} '
-                     f'channel(s), stored at sizes 4..{self.data_output_size} as uint8')
-        lines.append(f'write {self.data_hdf5} ({self.hdf5_compression} compression): {self._file_mode()}')
+            bound = f', at most {render.max_dpi} dpi' if render.max_dpi else ''
+            lines.append(f'rasterize every PDF under {plan.source_directory} with {render.program}, each page\'s '
+                         f'longer side at {render.longer_side_px} px{bound}, in {plan.workers} worker process'
+                         + ('es' if plan.workers != 1 else '')
+                         + (f', keeping PNG pages in {render.page_image_directory}' if render.page_image_directory else ''))
+        if selection.max_pages_per_document:
+            lines.append(f'at most {selection.max_pages_per_document} pages of each document, spread through it')
+        lines.append(f'pages: {render.square_mode} to {render.output_size}x{render.output_size}, {render.channels} '
+                     f'channel(s), stored at sizes 4..{render.output_size} as uint8; blank pages '
+                     + ('dropped' if selection.skip_blank_pages else 'kept') + ', duplicate pages '
+                     + ('dropped' if selection.skip_duplicate_pages else 'kept') + ' (both counted)')
+        lines.append(f'write {plan.page_file.path} ({render.compression} compression): {self._file_mode()}')
+        lines.append(f'then a contact sheet of {DEFAULT_PAGE_COUNT} random pages: {plan.preview_path}')
         return lines
 
     def _file_mode(self):
@@ -176,43 +228,38 @@ class LoadDataStage(Stage, DataFileParameters):
         return f'{stem}_load_data_config.yaml', f'{stem}_load_data.log'
 
     def run(self, plan):
-        """Fetch or find the documents, pack the new ones, and return the path of the finished HDF5 file."""
-        import yaml
-
+        """Fetch or find the documents, pack the new ones, write the preview; returns the finished HDF5 file's path."""
         from deepzine.data import archive, sources
-        from deepzine.data.pack import RenderSettings, pack_documents
+        from deepzine.data.pack import pack_documents
+        from deepzine.data.preview import write_preview
         from deepzine.data.store import PARTIAL_SUFFIX
         from deepzine.data.writer import PageWriter, read_finished_documents
         progress = sys.stderr.isatty()
+        path, schema = plan.page_file.path, plan.render.schema()
         download_line = None
-        if self.data_source == 'internetarchive':
-            settings = archive.DownloadSettings(self.pdf_directory, host=self.internetarchive_host,
-                                                secure=self.internetarchive_secure, skip_bw_pdfs=self.skip_bw_pdfs,
-                                                retries=self.download_retries, timeout_sec=self.download_timeout_sec)
-            reports = archive.download_collection(self.internetarchive_collection, settings, self.internetarchive_query,
-                                                  self.pdf_num or None, self.download_workers, progress)
+        if plan.download:
+            download = plan.download
+            reports = archive.download_collection(download.collection, download.settings, download.query,
+                                                  download.item_limit, download.workers, progress)
             download_line = archive.summarize_downloads(reports)
-        if self.data_source == 'image_directory':
-            documents, where = sources.find_images(self.image_directory), f'image_directory={self.image_directory}'
+        images = plan.data_source == 'image_directory'
+        if images:
+            documents = sources.find_images(plan.source_directory)
         else:
-            documents, where = sources.find_pdfs(self.pdf_directory, self.skip_bw_pdfs), f'pdf_directory={self.pdf_directory}'
+            documents = sources.find_pdfs(plan.source_directory, plan.skip_bw_pdfs)
         if not documents:
-            raise ConfigError(f'{where}: no documents found (looked recursively for '
-                              + ('png/jpg/tif files)' if self.data_source == 'image_directory' else '.pdf files)'))
-        schema = self.schema()
-        if not self.overwrite and os.path.isfile(self.data_hdf5) and not os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
-            already_done = read_finished_documents(self.data_hdf5, schema)
+            key = 'image_directory' if images else 'pdf_directory'
+            raise ConfigError(f'{key}={plan.source_directory}: no documents found (looked recursively for '
+                              + ('png/jpg/tif files)' if images else '.pdf files)'))
+        if not plan.overwrite and os.path.isfile(path) and not os.path.exists(path + PARTIAL_SUFFIX):
+            already_done = read_finished_documents(path, schema)
             if all(document.key in already_done for document in documents):
-                logger.info('load_data: nothing new; all %d documents are already in %s', len(documents), self.data_hdf5)
-                return self.data_hdf5
-        attributes = {'config': yaml.safe_dump(plan.settings, sort_keys=True), 'data_source': self.data_source,
-                      'source_directory': self.image_directory if self.data_source == 'image_directory' else self.pdf_directory}
-        writer = PageWriter(self.data_hdf5, schema, attributes, self.hdf5_compression, self.overwrite)
-        render = RenderSettings(self.pdf_conversion_program, self.resolved_dpi, self.data_output_size, self.square_mode,
-                                self.channels, self.image_directory if self.keep_page_images else None,
-                                self.hdf5_compression)
+                logger.info('load_data: nothing new; all %d documents are already in %s', len(documents), path)
+                logger.info('  preview: %s', write_preview(path, plan.preview_path))
+                return path
+        writer = PageWriter(path, schema, plan.file_attributes, plan.render.compression, plan.overwrite)
         try:
-            summary = pack_documents(documents, writer, render, self.resolved_workers, progress)
+            summary = pack_documents(documents, writer, plan.render, plan.workers, progress, plan.selection)
             path = writer.finish()
         except BaseException:
             writer.close()  # keep the partial file: the next run resumes it
@@ -220,4 +267,5 @@ class LoadDataStage(Stage, DataFileParameters):
         logger.info('load_data finished: %s now holds %d pages', path, writer.final_page_count)
         for line in ([download_line] if download_line else []) + summary.lines():
             logger.info('  %s', line)
+        logger.info('  preview: %s', write_preview(path, plan.preview_path))
         return path

@@ -4,14 +4,17 @@ Layout (format version 1), written by `deepzine.data.writer`:
 - `data_<size>` for size in 4, 8, ..., output size: uint8 [N, size, size, channels],
   one page per chunk (a training batch touches random pages), gzip level 1 by default.
   The original DeepZine stored float32 at every size: 4x the bytes before compression.
-- `pages/identifier`, `pages/file`, `pages/page_number`: where page i came from.
+- `pages/identifier`, `pages/file`, `pages/page_number`: where page i came from;
+  `pages/sha1`: the hex SHA-1 of the page at the output size (how duplicates are
+  found across runs; absent in older files, which the writer hashes when it adds to them).
 - `documents/file, size_bytes, first_page_index, pages_written, pages_skipped, status`:
   one row per document processed ('packed', or 'skipped: <why>'), which is how an
   incremental run knows what is already done.
 - attributes: format ('deepzine-pages'), format_version, complete, channels, sizes,
-  output_size, square_mode, pdf_dpi (0 for image files), pdf_conversion_program,
+  output_size, square_mode, pdf_dpi (the upper bound on the rendering dpi; 0 for none, each
+  page's longer side then at 2 x output_size, and for image files), pdf_conversion_program,
   hdf5_compression, data_source, source_directory, created_utc, updated_utc and
-  config (the resolved YAML of the load_data run).
+  config (the load_data stage's settings, as YAML).
 
 Trainers and evaluators import only `PageStore`, `page_dataset` and, to report a damaged file,
 `unreadable_page_count`, `raise_if_damaged` and `DamagedPageFile` (deepzine.data.damaged_pages) from here.

@@ -12,18 +12,26 @@ closed and renamed to `segment-N.hdf5`. A closed, renamed file is complete, so:
   segments into `<data_hdf5>.merging`, marks it complete and renames it over
   data_hdf5: a file that looks finished is always complete, and the old file
   stays readable until the new one replaces it;
-- memory does not grow with the collection: every page is written as it comes.
+- memory does not grow with the collection: every page is written as it comes
+  (only each stored page's SHA-1, ~100 bytes, is held, to find repeated pages).
 The merge copies compressed chunks as they are (no recompression).
+
+`pages/sha1` holds each page's SHA-1 (hex) at the output size, so a later run
+finds pages repeating ones already stored. Files written before that column
+existed are read as well: their pages are hashed from the pixels once, when a
+run adds to them, and the merged file has the column.
 """
 
 import datetime
 import glob
+import hashlib
 import json
 import logging
 import os
 import shutil
 import time
 import uuid
+import zlib
 
 import numpy as np
 
@@ -33,12 +41,13 @@ from deepzine.sizes import sizes_between
 
 logger = logging.getLogger(__name__)
 
-# Attributes that fix what a page in the file looks like: new pages may only join a file whose values match.
-SCHEMA_KEYS = ('output_size', 'channels', 'square_mode', 'pdf_dpi', 'pdf_conversion_program')
-PROVENANCE_TYPES = {'identifier': 'str', 'file': 'str', 'page_number': 'int32'}
+PROVENANCE_TYPES = {'identifier': 'str', 'file': 'str', 'page_number': 'int32', 'sha1': 'S40'}
+_GIVEN_PROVENANCE = ('identifier', 'file', 'page_number')  # what append_pages receives per page; sha1 it works out
 DOCUMENT_TYPES = {'file': 'str', 'size_bytes': 'int64', 'first_page_index': 'int64',
                   'pages_written': 'int32', 'pages_skipped': 'int32', 'status': 'str'}
-_COMPRESSION = {'gzip': {'compression': 'gzip', 'compression_opts': 1}, 'lzf': {'compression': 'lzf'}, 'none': {}}
+GZIP_LEVEL = 1  # hdf5_compression gzip: fast to write, and the workers' zlib streams must use the same level
+_COMPRESSION = {'gzip': {'compression': 'gzip', 'compression_opts': GZIP_LEVEL}, 'lzf': {'compression': 'lzf'}, 'none': {}}
+_DIGEST_BLOCK_PAGES = 256
 _RUN_FILE = 'run.json'
 _MERGING_SUFFIX = '.merging'
 
@@ -53,15 +62,38 @@ def _plain(value):
 
 
 def schema_differences(attributes, schema):
-    """['square_mode: file has 'pad', config gives 'stretch'', ...] for every schema key that differs."""
-    return [f'{key}: file has {_plain(attributes.get(key))!r}, config gives {schema[key]!r}'
-            for key in SCHEMA_KEYS if _plain(attributes.get(key)) != schema[key]]
+    """['square_mode: file has 'pad', config gives 'stretch'', ...] for every schema key that differs.
+
+    schema: the attributes that fix what a stored page looks like
+    (deepzine.data.pack.RenderSettings.schema()); new pages may only join a
+    file whose values match.
+    """
+    return [f'{key}: file has {_plain(attributes.get(key))!r}, config gives {value!r}'
+            for key, value in schema.items() if _plain(attributes.get(key)) != value]
 
 
 def finished_documents(handle):
     """{relative file: size in bytes} of the documents recorded in an open page file or segment."""
     group = handle['documents']
     return dict(zip((str(name) for name in group['file'].asstr()[:]), (int(size) for size in group['size_bytes'][:])))
+
+
+def stored_page_digests(handle, output_size):
+    """SHA-1 digests (20 bytes) of every page of an open page file or segment, in order.
+
+    Read from `pages/sha1`; a file written before that column existed is hashed
+    from its pixels (about 1 ms per 256 px page).
+    """
+    column = handle['pages'].get('sha1')
+    if column is not None:
+        return [bytes.fromhex(value.decode('ascii')) for value in column[:]]
+    dataset = handle[data_name(output_size)]
+    logger.info('hashing the %d pages of %s (written before page hashes were stored; once)', dataset.shape[0],
+                handle.filename)
+    digests = []
+    for start in range(0, dataset.shape[0], _DIGEST_BLOCK_PAGES):
+        digests += [hashlib.sha1(page.tobytes()).digest() for page in dataset[start:start + _DIGEST_BLOCK_PAGES]]
+    return digests
 
 
 def read_finished_documents(path, schema):
@@ -113,6 +145,7 @@ class PageWriter:
         self.channels = int(schema['channels'])
         self.final_page_count = None
         self._segment, self._segment_opened, self._document_start = None, 0.0, 0
+        self._digests_by_source = {}  # page file or segment -> its pages' digests, in order (for the merge)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         if os.path.exists(self.path + _MERGING_SUFFIX):
             os.remove(self.path + _MERGING_SUFFIX)  # a merge that was killed: the segments are still there
@@ -124,9 +157,15 @@ class PageWriter:
         self._run_id = self._resume_or_start()
         self.segments = sorted(glob.glob(os.path.join(self.segment_folder, 'segment-*.hdf5')))
         self.finished_documents = dict(self.base_documents)
+        if self.base_documents:
+            with h5py.File(self.path, 'r') as handle:
+                self._digests_by_source[self.path] = stored_page_digests(handle, self.sizes[-1])
         for segment in self.segments:
             with h5py.File(segment, 'r') as handle:
                 self.finished_documents.update(finished_documents(handle))
+                self._digests_by_source[segment] = stored_page_digests(handle, self.sizes[-1])
+        # Digests of every page stored so far (the file being added to, committed segments, and this run's)
+        self.page_digests = {digest for digests in self._digests_by_source.values() for digest in digests}
         self.resumed_documents = len(self.finished_documents) - len(self.base_documents)
         if self.resumed_documents:
             logger.info('resuming the interrupted run in %s: %d documents already done', self.segment_folder,
@@ -144,7 +183,12 @@ class PageWriter:
             except (OSError, ValueError):
                 run = {}
             reason = None
-            if run.get('schema') != self.schema:
+            if not run and self._left_over_from_the_finished_file():
+                # the clean-up after the final rename was cut short (run.json already gone): nothing is lost
+                logger.info('removing %s: left over from the run that finished %s', self.segment_folder, self.path)
+                shutil.rmtree(self.segment_folder)
+                reason = False
+            elif run.get('schema') != self.schema:
                 reason = 'it was made with other settings'
             elif run.get('overwrite') and not self.overwrite:
                 # its segments rebuild documents the finished file also holds: merging both would repeat them
@@ -155,8 +199,9 @@ class PageWriter:
                 for leftover in glob.glob(os.path.join(self.segment_folder, '*.tmp')):
                     os.remove(leftover)  # the segment being written when the run stopped
                 return run['run_id']
-            logger.warning('discarding %s: %s', self.segment_folder, reason)
-            shutil.rmtree(self.segment_folder)
+            if reason:
+                logger.warning('discarding %s: %s', self.segment_folder, reason)
+                shutil.rmtree(self.segment_folder)
         os.makedirs(self.segment_folder)
         run_id = uuid.uuid4().hex
         temporary = run_file + '.tmp'
@@ -167,15 +212,28 @@ class PageWriter:
 
     def _already_merged(self, run_id):
         """True if the finished file came from this segment folder (killed after the rename, before the clean-up)."""
-        if not os.path.exists(self.path):
+        if not os.path.exists(self.path) or run_id is None:
             return False
         with self._h5py.File(self.path, 'r') as handle:
             return _plain(handle.attrs.get('merged_run_id')) == run_id
 
+    def _left_over_from_the_finished_file(self):
+        """A segment folder without run.json is the finished file's own when its segments carry that run id,
+        or when it holds no committed segment at all (nothing to lose)."""
+        segments = sorted(glob.glob(os.path.join(self.segment_folder, 'segment-*.hdf5')))
+        if not segments:
+            return True
+        try:
+            with self._h5py.File(segments[0], 'r') as handle:
+                run_id = _plain(handle.attrs.get('run_id'))
+        except OSError:
+            return False
+        return self._already_merged(run_id)
+
     def _open_segment(self):
         name = os.path.join(self.segment_folder, f'segment-{len(self.segments) + 1:06d}.hdf5.tmp')
         self._segment = self._h5py.File(name, 'w')
-        self._segment.attrs.update(self.schema)
+        self._segment.attrs.update({**self.schema, 'run_id': self._run_id})
         create_layout(self._segment, self.sizes, self.channels, self.compression)
         self._segment_opened, self._document_start = time.monotonic(), 0
 
@@ -191,21 +249,27 @@ class PageWriter:
         final = temporary[:-len('.tmp')]
         os.replace(temporary, final)
         self.segments.append(final)
+        self._digests_by_source[final] = self._digests_by_source.pop(temporary, [])
         logger.debug('committed %s: %d documents, %d pages (%d documents done in all)', os.path.basename(final),
                      documents, pages, len(self.finished_documents))
 
     # --- writing --------------------------------------------------------------------------------------
 
-    def append_pages(self, levels, provenance, compressed=False):
+    def append_pages(self, levels, provenance, compressed=False, digests=None):
         """levels: {size: uint8 [n, size, size, channels]} for every stored size; provenance: n (identifier, file, page).
 
-        compressed: levels hold, per size, n zlib level-1 streams of the pages' bytes
-        (what HDF5's gzip filter stores), written as chunks without recompressing.
+        compressed: levels hold, per size, n zlib streams (level GZIP_LEVEL) of the
+        pages' bytes (what HDF5's gzip filter stores), written as chunks without
+        recompressing. digests: the pages' SHA-1 at the output size
+        (deepzine.data.page_checks.page_digest), computed here when not given.
         """
         if not provenance:
             return
         if compressed and self.compression != 'gzip':
             raise ValueError(f'pre-compressed pages need gzip compression, this file uses {self.compression}')
+        if digests is None:
+            largest = levels[self.sizes[-1]]
+            digests = [hashlib.sha1(zlib.decompress(page) if compressed else page.tobytes()).digest() for page in largest]
         if self._segment is None:
             self._open_segment()
         if compressed:
@@ -217,8 +281,10 @@ class PageWriter:
                     dataset.id.write_direct_chunk((start + index, 0, 0, 0), chunk)
         else:
             _append(self._segment, {data_name(size): levels[size] for size in self.sizes})
-        _append(self._segment['pages'], {name: [row[position] for row in provenance]
-                                          for position, name in enumerate(PROVENANCE_TYPES)})
+        columns = {name: [row[position] for row in provenance] for position, name in enumerate(_GIVEN_PROVENANCE)}
+        _append(self._segment['pages'], {**columns, 'sha1': [digest.hex().encode('ascii') for digest in digests]})
+        self._digests_by_source.setdefault(self._segment.filename, []).extend(digests)
+        self.page_digests.update(digests)
 
     def commit_document(self, file, size_bytes, pages_written, pages_skipped, status):
         """Record a document (its pages appended since the last call) as done, packed or skipped and why."""
@@ -263,6 +329,7 @@ class PageWriter:
             self._segment.close()
             self._segment = None
             os.remove(temporary)
+            self._digests_by_source.pop(temporary, None)
 
     def discard(self):
         self.close()
@@ -296,7 +363,12 @@ def _merge(sources, target, writer, page_count):
             for size in writer.sizes:
                 _copy_pages(handle[data_name(size)], target[data_name(size)], offset, count)
             for name in PROVENANCE_TYPES:
-                target['pages'][name][offset:offset + count] = handle['pages'][name][:]
+                if name == 'sha1':
+                    digests = writer._digests_by_source.get(source) or stored_page_digests(handle, writer.sizes[-1])
+                    values = [digest.hex().encode('ascii') for digest in digests]
+                else:
+                    values = handle['pages'][name][:]
+                target['pages'][name][offset:offset + count] = values
             rows = handle['documents/file'].shape[0]
             for name in DOCUMENT_TYPES:
                 values = handle['documents'][name][:]

@@ -282,9 +282,9 @@ def _read_all(fd):
 
 WORKERS_THEN_EXIT_AT_ONCE = '''
 import os, sys, time
-from deepzine.data.pack import _Workers
+from deepzine.data.workers import Workers
 if __name__ == '__main__':
-    pool = _Workers(2)
+    pool = Workers(2)
     for _ in range(2):
         pool.executor.submit(time.sleep, 600)  # stands in for a PDF that hangs the rasterizer
     time.sleep(0.5)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepzine.data.squaring import background_colour, build_pyramid, halve, square_page, to_mode
+from deepzine.data.squaring import background_colour, build_pyramid, halve, page_box, square_page, to_mode
 from deepzine.sizes import sizes_between
 
 
@@ -31,6 +31,11 @@ def test_pad_keeps_proportions_and_fills_with_the_page_paper_colour():
     # a 200x100 page fitted into 64 is 64x32, centred: columns 0..15 and 48..63 are padding
     assert (square[:, :15] == paper).all() and (square[:, 49:] == paper).all()
     assert square[28:36, 28:36].max() < 20  # the ink stays in the centre, undistorted
+
+
+def test_page_box_says_where_the_page_lands_in_its_square():
+    assert page_box(100, 200, 64, 'pad') == (16, 0, 48, 64)  # the padding of the test above: columns 0..15, 48..63
+    assert page_box(100, 200, 64, 'stretch') == page_box(100, 200, 64, 'crop') == (0, 0, 64, 64)
 
 
 def test_crop_keeps_the_centre_square():

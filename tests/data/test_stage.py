@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from deepzine.data.stage import LoadDataStage, automatic_dpi
+from deepzine.data.stage import LoadDataStage
 from deepzine.data.store import PageStore
 from deepzine.parameters import ConfigError, describe, registry, resolve
 
@@ -44,7 +44,8 @@ def test_every_key_is_declared_once_with_help():
     assert {'load_data', 'data_hdf5', 'pdf_directory', 'image_directory', 'internetarchive_collection', 'pdf_num',
             'data_output_size', 'overwrite', 'pdf_conversion_program', 'data_source', 'internetarchive_query',
             'internetarchive_host', 'internetarchive_secure', 'skip_bw_pdfs', 'download_workers',
-            'conversion_workers', 'pdf_dpi', 'square_mode', 'channels', 'hdf5_compression', 'keep_page_images'} <= names
+            'conversion_workers', 'pdf_dpi', 'square_mode', 'channels', 'hdf5_compression', 'keep_page_images',
+            'skip_blank_pages', 'skip_duplicate_pages', 'max_pages_per_document'} <= names
     assert all(parameter.help for parameter in LoadDataStage.declared().values())
     assert '| `hdf5_compression` | `gzip` |' in describe(TABLE)
 
@@ -52,13 +53,10 @@ def test_every_key_is_declared_once_with_help():
 def test_values_are_converted_and_checked():
     assert resolve({'hdf5_compression': 'none'}, TABLE)['hdf5_compression'] == 'none'
     assert resolve({'pdf_conversion_program': 'gs'}, TABLE)['pdf_conversion_program'] == 'ghostscript'
-    for bad in ({'data_output_size': 300}, {'channels': 2}, {'square_mode': 'zoom'}, {'hdf5_compression': 'zip'}):
+    for bad in ({'data_output_size': 300}, {'channels': 2}, {'square_mode': 'zoom'}, {'hdf5_compression': 'zip'},
+                {'max_pages_per_document': -1}):
         with pytest.raises(ConfigError, match=list(bad)[0]):
             resolve(bad, TABLE)
-
-
-def test_automatic_dpi_gives_each_output_size_twice_the_pixels_across_a_letter_page():
-    assert automatic_dpi(256) == 100 and automatic_dpi(1024) == 241
 
 
 @pytest.mark.parametrize('values, message', [
@@ -78,8 +76,12 @@ def test_validate_names_the_key_and_the_problem(tmp_path, values, message):
 def test_plan_says_what_will_happen(tmp_path):
     text = make_stage(tmp_path, internetarchive_query='mediatype:texts', pdf_num=10).describe()
     assert 'up to 10 items matching "collection:MBLWHOI mediatype:texts" from https://archive.org' in text
-    assert 'pdfium at 100 dpi in 1 worker process' in text and 'sizes 4..16' in text
+    assert "pdfium, each page's longer side at 32 px, in 1 worker process" in text and 'sizes 4..16' in text
     assert str(tmp_path / 'pages.hdf5') in text and 'new file' in text
+    assert 'blank pages kept, duplicate pages kept' in text and str(tmp_path / 'pages_preview.png') in text
+    text = make_stage(tmp_path, pdf_dpi=50, max_pages_per_document=5, skip_blank_pages=True).describe()
+    assert 'longer side at 32 px, at most 50 dpi' in text and 'at most 5 pages of each document' in text
+    assert 'blank pages dropped' in text
 
 
 # --- end to end -----------------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ def test_local_pdfs_are_packed_with_broken_ones_reported(tmp_path, pdf_folder, c
         assert store.read(16, range(GOOD_PAGES)).shape == (GOOD_PAGES, 16, 16, 3)
         assert store.provenance([0, 5, 7]) == [('item_a', 'item_a/item_a.pdf', 1), ('loose', 'loose.pdf', 1),
                                                ('loose', 'loose.pdf', 3)]
-        assert store.attributes['square_mode'] == 'pad' and store.attributes['pdf_dpi'] == 100
+        assert store.attributes['square_mode'] == 'pad' and store.attributes['pdf_dpi'] == 0  # no dpi bound
         assert yaml.safe_load(store.attributes['config'])['pdf_directory'] == pdf_folder
     for name in ('empty.pdf', 'random.pdf', 'encrypted.pdf', 'truncated.pdf'):
         assert name in caplog.text
@@ -149,8 +151,9 @@ def test_page_images_are_a_source_and_can_be_kept_from_pdfs(tmp_path):
     pdfs, kept = tmp_path / 'pdfs', tmp_path / 'kept'
     write_pdf(str(pdfs / 'item' / 'doc.pdf'), 2)
     make_stage(tmp_path, data_source='pdf_directory', pdf_directory=str(pdfs), image_directory=str(kept),
-               keep_page_images=True, data_hdf5=str(tmp_path / 'kept.hdf5'), pdf_dpi=40).run()
+               keep_page_images=True, data_hdf5=str(tmp_path / 'kept.hdf5'), pdf_dpi=40, data_output_size=256).run()
     assert sorted(os.listdir(kept / 'item')) == ['doc-0001.png', 'doc-0002.png']
+    # a letter page at the pdf_dpi bound (40 dpi), below the longer side of 512 px that 256 px pages would get
     assert Image.open(kept / 'item' / 'doc-0001.png').size == (340, 440)
 
 
