@@ -71,6 +71,22 @@ def reporting_out_of_space(path):
         raise
 
 
+def require_free_space(path, bytes_needed, margin_bytes=1 << 20):
+    """OutOfSpace(path) unless the disk holding `path` has bytes_needed (plus a margin) free.
+
+    For writers that must not meet a full disk half-way: HDF5 cannot be closed
+    cleanly after a failed write (the library crashes), so the page writer asks
+    before each write instead.
+    """
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    free = shutil.disk_usage(folder).free
+    if free < bytes_needed + margin_bytes:
+        raise OutOfSpace(path, f'{free / 2 ** 20:.1f} MiB free, about {(bytes_needed + margin_bytes) / 2 ** 20:.1f} '
+                               f'MiB needed')
+
+
 def temporary_path_beside(path, suffix=''):
     """A hidden, unique name in the folder of `path`, to write into before renaming to `path`."""
     directory, name = os.path.split(os.path.abspath(path))

@@ -57,3 +57,26 @@ def test_sampling_stops_in_one_line_naming_the_page(tmp_path, small_disk):
     code, errors = run(config, tmp_path)
     assert_one_line_about_the_disk(code, errors, str(small_disk.path / 'out' / 'run-001'))
     assert leftovers(small_disk.path / 'out') == []
+
+
+def test_load_data_stops_in_one_line_before_hdf5_meets_the_full_disk_and_finishes_later(tmp_path, small_disk):
+    import h5py
+
+    from tests.data.documents import write_pdf
+    for number in range(12):
+        write_pdf(str(tmp_path / 'pdfs' / f'doc{number:02d}.pdf'), 6)
+    config = {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': str(tmp_path / 'pdfs'),
+              'data_output_size': 64, 'hdf5_compression': 'none', 'conversion_workers': 1,
+              'data_hdf5': str(small_disk.path / 'pages.hdf5')}
+    small_disk.fill(bytes_left=1_700_000)  # room for some uncompressed 64x64 RGB pages, not all 72
+    code, errors = run(config, tmp_path)
+    assert_one_line_about_the_disk(code, errors, str(small_disk.path))
+    assert not (small_disk.path / 'pages.hdf5').exists()  # never a file that looks finished but is not
+    assert not list((small_disk.path / 'pages.hdf5.partial').glob('*.tmp'))  # the open segment is dropped; committed ones stay
+    small_disk.free()
+    code, errors = run(config, tmp_path)
+    assert code == 0, errors[-20:]
+    with h5py.File(small_disk.path / 'pages.hdf5', 'r') as handle:
+        rows = sorted(zip(handle['pages/file'].asstr()[:], handle['pages/page_number'][:]))
+    assert rows == [(f'doc{number:02d}.pdf', page) for number in range(12) for page in range(1, 7)]
+    assert leftovers(small_disk.path) == []

@@ -36,6 +36,7 @@ import zlib
 import numpy as np
 
 from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, PARTIAL_SUFFIX, data_name
+from deepzine.files import require_free_space
 from deepzine.parameters import ConfigError
 from deepzine.sizes import sizes_between
 
@@ -270,6 +271,11 @@ class PageWriter:
         if digests is None:
             largest = levels[self.sizes[-1]]
             digests = [hashlib.sha1(zlib.decompress(page) if compressed else page.tobytes()).digest() for page in largest]
+        if compressed:
+            incoming = sum(len(chunk) for size in self.sizes for chunk in levels[size])
+        else:
+            incoming = sum(levels[size].nbytes for size in self.sizes)
+        require_free_space(self.segment_folder, incoming)
         if self._segment is None:
             self._open_segment()
         if compressed:
@@ -313,6 +319,8 @@ class PageWriter:
             raise ConfigError(f'data_hdf5={self.path}: no usable pages at all; see the warnings above for why '
                               'each document was skipped')
         merging = self.path + _MERGING_SUFFIX
+        # The merged file is about the size of its sources; the old file and the segments stay until it is renamed.
+        require_free_space(merging, sum(os.path.getsize(source) for source in sources))
         with self._h5py.File(merging, 'w') as target:
             _merge(sources, target, self, page_count)
         with open(merging, 'rb') as handle:
