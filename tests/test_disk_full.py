@@ -5,6 +5,7 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.training.helpers import band_pages, train_config, write_page_hdf5
@@ -80,3 +81,21 @@ def test_load_data_stops_in_one_line_before_hdf5_meets_the_full_disk_and_finishe
         rows = sorted(zip(handle['pages/file'].asstr()[:], handle['pages/page_number'][:]))
     assert rows == [(f'doc{number:02d}.pdf', page) for number in range(12) for page in range(1, 7)]
     assert leftovers(small_disk.path) == []
+
+
+def test_load_data_warns_up_front_when_the_pages_will_not_fit(tmp_path, small_disk, caplog):
+    import logging
+
+    from deepzine.data.stage import LoadDataStage
+    from tests.data.documents import write_pdf
+    from tests.stages import prepare_stage
+    for number in range(3):
+        write_pdf(str(tmp_path / 'pdfs' / f'doc{number}.pdf'), 40)
+    small_disk.fill(bytes_left=3_000_000)
+    stage = prepare_stage(LoadDataStage, load_data=True, data_source='pdf_directory', pdf_directory=str(tmp_path / 'pdfs'),
+                          data_output_size=128, hdf5_compression='none', conversion_workers=1,
+                          data_hdf5=str(small_disk.path / 'pages.hdf5'))
+    from deepzine.files import OutOfSpace
+    with caplog.at_level(logging.WARNING), pytest.raises(OutOfSpace):
+        stage.run()  # warned first, then stopped at the first write that would not fit
+    assert '120 pages need about' in caplog.text and 'free some space first' in caplog.text
