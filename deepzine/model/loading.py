@@ -7,6 +7,7 @@ naming what to point at instead); `load_generator` loads it as a
 """
 
 import dataclasses
+import logging
 import os
 import re
 
@@ -15,6 +16,8 @@ import numpy as np
 from deepzine.model.legacy import checkpoint_prefix
 from deepzine.model.model_folder import MODEL_JSON, is_model_folder, model_folder_path, read_model_json
 from deepzine.parameters import ConfigError, where_relative_paths_start
+
+logger = logging.getLogger(__name__)
 
 MODEL_FOLDER, SAVED_MODEL, ORIGINAL = 'DeepZine model folder', 'SavedModel', 'original DeepZine checkpoint'
 _RUN_CHECKPOINT = re.compile(r'ckpt-\d+(\.index|\.data-\d{5}-of-\d{5})?$')
@@ -180,7 +183,11 @@ def load_legacy_generator(path, size=None, batch_size=16):
 def load_generator(location, batch_size=16):
     """The PageGenerator of a ModelLocation; ConfigError naming the path when what is there cannot be loaded."""
     if location.kind == SAVED_MODEL:
-        return load_saved_model(location.path, batch_size)
-    if location.kind == MODEL_FOLDER:
-        return load_native_generator(location.path, batch_size)
-    return load_legacy_generator(location.path, location.size, batch_size)
+        generator = load_saved_model(location.path, batch_size)
+    elif location.kind == MODEL_FOLDER:
+        generator = load_native_generator(location.path, batch_size)
+    else:
+        generator = load_legacy_generator(location.path, location.size, batch_size)
+    logger.info('loaded %s: %dx%d pages, %d channel(s), latent size %d', generator.description, generator.size,
+                generator.size, generator.channels, generator.latent_size)
+    return generator

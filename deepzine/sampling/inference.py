@@ -94,8 +94,6 @@ class InferenceStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOut
     def run(self, plan):
         from deepzine.model.loading import load_generator
         generator = load_generator(plan.model, plan.batch_size)
-        logger.info('loaded %s: %dx%d pages, %d channel(s), latent size %d', generator.description, generator.size,
-                    generator.size, generator.channels, generator.latent_size)
         if plan.latents_file:
             latents = read_latents_file('inference_input_latent', plan.latents_file, generator.latent_size)
         else:

@@ -164,8 +164,6 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
     def run(self, plan):
         from deepzine.model.loading import load_generator
         generator = load_generator(plan.model, plan.batch_size)
-        logger.info('loaded %s: %dx%d pages, latent size %d', generator.description, generator.size, generator.size,
-                    generator.latent_size)
         latents = frame_latents(plan, generator.latent_size)
         frame_paths, _ = write_numbered_images(generator, latents, plan.run_folder, FRAME_PREFIX, FRAME_FORMAT,
                                                plan.contrast_stretch)
