@@ -15,7 +15,7 @@ import pytest
 
 from deepzine import compat
 from deepzine.cli import main
-from deepzine.pipeline import parameter_table, prepare, resolve_config
+from deepzine.pipeline import parameter_table, resolve_config
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / 'fixtures'
 
