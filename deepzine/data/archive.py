@@ -13,17 +13,10 @@ are refused if they could land outside `pdf_directory`).
 stand in for archive.org: the client's own `host` config key would append
 `.archive.org`, so the session's `host` is set after it is created.
 
-Stopping (Ctrl-C, SIGTERM: a KeyboardInterrupt in the main thread) takes
-effect at once, however long the queue: the search and the downloads run in
-daemon threads while the main thread only waits, so the signal always reaches
-it; it then sets a stop event that cancels every queued item and every
-back-off wait, and shuts down the socket of every transfer in flight so a
-read blocked mid-body fails now instead of at its time-out. Daemon threads,
-not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
-so a thread blocked where no socket can be cut (a DNS lookup, a connect)
-would hold the process for up to `timeout_sec`; a daemon thread cannot. An
-item whose files were not all verified gets no record, so the next run
-fetches exactly what is missing.
+Stopping (Ctrl-C, SIGTERM) takes effect at once, however long the queue:
+deepzine.data.transfers runs the search and the downloads. An item whose
+files were not all verified gets no record, so the next run fetches exactly
+what is missing.
 """
 
 import dataclasses
@@ -31,12 +24,11 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import random
 import re
 import threading
-import weakref
 
+from deepzine.data.transfers import Stopped, Transfers
 from deepzine.parameters import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -50,10 +42,6 @@ _SCRAPE_MINIMUM_COUNT = 100  # the scrape API refuses smaller pages
 
 class UnsafePathError(ValueError):
     """An identifier or file name from the server that could escape pdf_directory."""
-
-
-class _Stopped(BaseException):
-    """The run is stopping: raised in worker threads, past every `except Exception` (ours and the client's)."""
 
 
 @dataclasses.dataclass
@@ -166,7 +154,7 @@ def _backoff_sec(settings, attempt):
 def _with_retries(settings, description, action, stopping):
     """Run action() up to settings.retries + 1 times, waiting with back-off in between; re-raise the last error.
 
-    Raises _Stopped instead once `stopping` is set: a failure then is most
+    Raises Stopped instead once `stopping` is set: a failure then is most
     likely the transfer the stop cut, and no retry may start.
     """
     for attempt in range(settings.retries + 1):
@@ -179,12 +167,12 @@ def _with_retries(settings, description, action, stopping):
                 raise
             logger.debug('%s failed (%s); retry %d of %d', description, error, attempt + 1, settings.retries)
             if stopping.wait(_backoff_sec(settings, attempt)):
-                raise _Stopped() from None
+                raise Stopped() from None
 
 
 def _check(stopping):
     if stopping.is_set():
-        raise _Stopped()
+        raise Stopped()
 
 
 def _read_manifest(item_directory, skip_bw_pdfs):
@@ -243,7 +231,7 @@ def _download_file(item, entry, target, settings, stopping):
 def download_item(session, identifier, settings, stopping=None):
     """Download one item's PDFs into pdf_directory/identifier/; never raises for network trouble (see the report).
 
-    Once `stopping` (a threading.Event) is set it raises _Stopped between steps
+    Once `stopping` (a threading.Event) is set it raises Stopped between steps
     and writes no record: the item counts as not downloaded.
     """
     stopping = stopping or threading.Event()
@@ -299,7 +287,7 @@ def download_collection(collection, settings, extra_query=None, limit=None, work
     # The client logs every failed attempt at WARNING/ERROR; this module reports each file's outcome instead.
     logging.getLogger('internetarchive').setLevel(logging.CRITICAL)
     os.makedirs(settings.pdf_directory, exist_ok=True)
-    transfers = _Transfers(settings)
+    transfers = Transfers(lambda: open_session(settings.host, settings.secure))
 
     def search(session, _):
         return _with_retries(settings, f'search of collection {collection}',
@@ -335,94 +323,6 @@ def download_collection(collection, settings, extra_query=None, limit=None, work
     finally:
         transfers.stop()
     return reports
-
-
-class _Transfers:
-    """The worker threads, sessions and responses of one download run, so that the main thread can stop them all."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._sessions = []
-        self._responses = weakref.WeakSet()  # a finished response drops out by itself
-
-    def open_session(self):
-        """A session of this run (one per thread: requests sessions are not meant to be shared)."""
-        session = open_session(self.settings.host, self.settings.secure)
-        session.hooks['response'].append(self._track)
-        with self._lock:
-            self._sessions.append(session)
-        return session
-
-    def _track(self, response, **kwargs):
-        # Called once the headers are in, before a streamed body is read: the moment a transfer can be cut.
-        with self._lock:
-            self._responses.add(response)
-        if self.stopping.is_set():
-            _cut(response)
-            raise _Stopped()
-        return response
-
-    def run_each(self, function, arguments, workers):
-        """Yield function(session, argument) for each argument, as they finish, from `workers` daemon threads.
-
-        Each thread has its own session. The caller's thread only waits on a
-        queue, which a signal interrupts at once; an exception in a thread is
-        raised there.
-        """
-        pending, finished = queue.SimpleQueue(), queue.SimpleQueue()
-        for argument in arguments:
-            pending.put(argument)
-
-        def work():
-            try:
-                session = self.open_session()
-                while not self.stopping.is_set():
-                    try:
-                        argument = pending.get_nowait()
-                    except queue.Empty:
-                        return
-                    finished.put((True, function(session, argument)))
-            except _Stopped:
-                pass
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread, which raises it
-                finished.put((False, error))
-
-        threads = [threading.Thread(target=work, name=f'archive-{number}', daemon=True)
-                   for number in range(min(workers, len(arguments)))]
-        for thread in threads:
-            thread.start()
-        for _ in arguments:
-            ok, value = finished.get()
-            if not ok:
-                raise value
-            yield value
-        for thread in threads:
-            thread.join()
-
-    def stop(self):
-        """Cancel what is queued, cut what is in flight, close the sessions; returns the number of transfers cut."""
-        self.stopping.set()
-        with self._lock:
-            responses, sessions = list(self._responses), list(self._sessions)
-        cut = sum(_cut(response) for response in responses)
-        for session in sessions:
-            session.close()
-        return cut
-
-
-def _cut(response):
-    """Shut down the socket a streamed response is reading from, so that a read blocked in another thread fails now.
-
-    urllib3's HTTPResponse.shutdown (urllib3 2.3 and later) exists for exactly
-    this; it refuses once the body is read and the connection handed back.
-    """
-    try:
-        response.raw.shutdown()
-    except (AttributeError, ValueError, RuntimeError, OSError):  # older urllib3, body already read, socket closed
-        return False
-    return True
 
 
 def summarize_downloads(reports):
