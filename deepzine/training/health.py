@@ -68,6 +68,7 @@ PENALTY_TERM_LIMIT = 100.0
 ARMED_DIVERSITY = 0.5
 COLLAPSE_FRACTION = 0.2
 CONFIRM_SAMPLES = 2
+HEALTHY_CHECKPOINTS_KEPT = 3  # roll-back targets: the newest healthy checkpoint and the two before it
 
 JUDGED_LOSSES = ('discriminator_loss', 'wasserstein', 'gradient_penalty', 'drift')
 DIVERSITY = 'sample_diversity'
@@ -110,26 +111,63 @@ class GuardState:
     retries and loop forever. After a roll-back keep the live GuardState (the
     checkpoint's copy predates it): `HealthMonitor.from_state(text, guard=live)`.
     `rollbacks_in_phase` also makes a fresh data order: seed with it.
+
+    `healthy_steps` are the healthy checkpoints to keep (the newest few). The
+    samples judged come from the generator's moving average, which lags the
+    trained weights by about 1 / (1 - beta) steps: samples that collapse again
+    before a healthy checkpoint was saved after a roll-back show the trouble
+    predates the checkpoint it went back to, so the next roll-back goes one
+    healthy checkpoint further back. (Losses judge the trained weights
+    themselves: a loss alarm goes back to the newest healthy checkpoint.)
     """
     phase_index: int = -1
     rollbacks_in_phase: int = 0
     learning_rate_factor: float = 1.0
     last_healthy_step: int | None = None  # global step of the newest checkpoint marked healthy
+    healthy_steps: list = dataclasses.field(default_factory=list)  # oldest first, at most HEALTHY_CHECKPOINTS_KEPT
+    rollback_step: int | None = None  # global step of the checkpoint the latest roll-back went to
 
     def enter_phase(self, phase_index):
         if phase_index > self.phase_index:
             self.phase_index, self.rollbacks_in_phase, self.learning_rate_factor = phase_index, 0, 1.0
 
-    def record_rollback(self, learning_rate_decay):
-        """One more roll-back in this phase; the learning rate is multiplied by `learning_rate_decay` (e.g. 0.5)."""
+    def rollback_target(self, lagging=True):
+        """The global step of the healthy checkpoint to roll back to (None: there is none): the newest, or, for an
+        alarm of a `lagging` signal (the samples), the one before the previous roll-back's when nothing healthy was
+        saved since it."""
+        if lagging and self.rollback_step is not None and self.last_healthy_step == self.rollback_step:
+            older = [step for step in self.healthy_steps if step < self.rollback_step]
+            if older:
+                return older[-1]
+        return self.last_healthy_step
+
+    def record_rollback(self, learning_rate_decay, target_step=None):
+        """One more roll-back in this phase, to the checkpoint of `target_step`; the learning rate is multiplied by
+        `learning_rate_decay` (e.g. 0.5). The healthy checkpoints after the target belong to the abandoned path."""
         self.rollbacks_in_phase += 1
         self.learning_rate_factor *= learning_rate_decay
+        if target_step is not None:
+            self.went_back_to(target_step)
+            self.rollback_step = int(target_step)
+
+    def went_back_to(self, target_step):
+        """Training continues from the healthy checkpoint of `target_step`: the later ones are gone."""
+        self.healthy_steps = [step for step in self.healthy_steps if step <= target_step]
+        self.last_healthy_step = int(target_step)
+
+    def forgive(self):
+        """Full retries and the configured learning rate again in this phase: after training stopped for want of
+        retries, the user's next run (a lower learning_rate, a larger batch) deserves a fresh start."""
+        self.rollbacks_in_phase, self.learning_rate_factor, self.rollback_step = 0, 1.0, None
 
     def retries_left(self, retries):
         return max(0, retries - self.rollbacks_in_phase)
 
     def mark_healthy(self, global_step):
-        self.last_healthy_step = int(global_step)
+        step = int(global_step)
+        self.last_healthy_step = step
+        kept = [earlier for earlier in self.healthy_steps if earlier != step]
+        self.healthy_steps = kept[-(HEALTHY_CHECKPOINTS_KEPT - 1):] + [step]
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), allow_nan=False)
@@ -193,6 +231,20 @@ class HealthMonitor:
         """Forget this phase's history: it begins, or training rolled back to a checkpoint without a health state."""
         self._phase = _new_phase(phase)
         self.guard.enter_phase(phase.index)
+
+    def begin_phase(self, phase):
+        """Training (re)enters `phase`: its history continues if this monitor holds it (a resume), else restarts."""
+        self._enter(phase)
+
+    def observe_checkpoint(self, phase, step, non_finite):
+        """Judge the state about to be saved: `non_finite` lists what holds a NaN or infinity ('a network weight',
+        'a loss since the last line'); any of them is an Alarm."""
+        self._enter(phase)
+        if not non_finite:
+            return None
+        return self._raise(Alarm('non_finite', 'non_finite', math.nan, math.inf,
+                                 f'non-finite values: {" and ".join(non_finite)} became NaN or infinite', phase.name,
+                                 step))
 
     def observe_losses(self, phase, step, metrics):
         """Judge one loss line (interval means by name, as the trainer logs them); an Alarm or None."""

@@ -27,13 +27,31 @@ def tensorboard_directory(log_dir):
     return os.path.join(log_dir, TENSORBOARD_FOLDER)
 
 
-def loss_line(phase, step, metrics, alpha, images_per_second):
-    """`16x16 fade step 400/10000 alpha 0.040: D 1.234 G -0.567 GP 0.012 W 0.345 | 12.3 img/s` (speed once measured)."""
+HEALTH_LABELS = {'health/discriminator_loss': 'D', 'health/wasserstein': 'W', 'health/gradient_penalty': 'GP',
+                 'health/drift': 'drift', 'health/sample_diversity': 'samples'}
+LEARNING_RATE_FACTOR = 'health/learning_rate_factor'
+
+
+def health_text(health):
+    """`health D 1.2 W 0.8 GP 2.1 drift 1.0 samples 0.93 lr x0.5`: each loss in times its recent level (alarm at 10),
+    the samples' diversity over the real pages', and the learning-rate factor once a roll-back lowered it."""
+    parts = [f'{label} {health[name]:.{2 if label == "samples" else 1}f}' for name, label in HEALTH_LABELS.items()
+             if name in health]
+    if health.get(LEARNING_RATE_FACTOR, 1.0) != 1.0:
+        parts.append(f'lr x{health[LEARNING_RATE_FACTOR]:g}')
+    return 'health ' + ' '.join(parts) if parts else ''
+
+
+def loss_line(phase, step, metrics, alpha, images_per_second, health=None):
+    """`16x16 fade step 400/10000 alpha 0.040: D 1.234 G -0.567 GP 0.012 W 0.345 | health D 1.2 ... | 12.3 img/s`
+    (health with the collapse guard, speed once measured)."""
     alpha_text = f' alpha {alpha:.3f}' if phase.fading else ''
+    health_part = health_text(health or {})
+    health_part = f' | {health_part}' if health_part else ''
     speed = f' | {images_per_second:.1f} img/s' if images_per_second is not None else ''
     return (f'{phase.name} step {step}/{phase.steps}{alpha_text}: D {metrics["discriminator_loss"]:.4f} '
             f'G {metrics["generator_loss"]:.4f} GP {metrics["gradient_penalty"]:.4f} '
-            f'W {metrics["wasserstein"]:.4f}{speed}')
+            f'W {metrics["wasserstein"]:.4f}{health_part}{speed}')
 
 
 class TrainingOutputs:
@@ -54,19 +72,25 @@ class TrainingOutputs:
     def phase_folder(self, phase):
         return os.path.join(self.samples_dir, phase.folder_name)
 
-    def write_samples(self, phase, step, global_step, generator_ema, sample_latents, alpha, real_images):
-        """Generated grid from the fixed latents, and the reals grid (blended during a fade-in); paths written."""
+    @staticmethod
+    def sample_pages(phase, generator_ema, sample_latents, alpha, real_images):
+        """(generated, real) pages of one sample grid, float [N, S, S, C] in [-1, 1]: the EMA generator's from the
+        fixed latents, and the real ones as the critic sees them (blended during a fade-in). Every worker makes them:
+        the collapse guard judges them, and all workers must take the same decisions."""
         import tensorflow as tf
         from deepzine.model.networks import blend_real_images
-        if not self.chief:
-            return []
         alpha_tensor = tf.constant(alpha, tf.float32) if phase.fading else None
         fakes = generator_ema(sample_latents, size=phase.size, alpha=alpha_tensor).numpy()
+        reals = blend_real_images(tf.constant(real_images), alpha_tensor).numpy() if phase.fading else real_images
+        return fakes, reals
+
+    def write_samples(self, phase, step, global_step, fakes, reals):
+        """The generated grid and the reals grid (one per sample during a fade-in, where the blend changes); paths."""
+        if not self.chief:
+            return []
         folder = self.phase_folder(phase)
         written = [save_grid(fakes, os.path.join(folder, f'step_{step:06d}.png'))]
-        reals = real_images
         if phase.fading:
-            reals = blend_real_images(tf.constant(real_images), alpha_tensor).numpy()
             written.append(save_grid(reals, os.path.join(folder, f'reals_step_{step:06d}.png')))
         elif not os.path.exists(os.path.join(folder, 'reals.png')):
             written.append(save_grid(reals, os.path.join(folder, 'reals.png')))

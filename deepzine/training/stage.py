@@ -28,6 +28,11 @@ def _below_one(value):
         return 'must be at least 0 and below 1'
 
 
+def _fraction(value):
+    if value is not None and not 0 < value <= 1:
+        return 'must be above 0 and at most 1'
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluationSettings:
     image_num: int
@@ -53,6 +58,9 @@ class TrainPlan:
     generator_updates: int
     generator_ema_beta: float
     reset_optimizer_on_growth: bool
+    collapse_guard: bool          # roll back to the newest healthy checkpoint on an alarm (deepzine.training.guard)
+    collapse_retries: int
+    collapse_learning_rate_factor: float
     jit_compile: object           # True, False, or None: on with a GPU
     mixed_precision: str
     gpu_num: object
@@ -100,6 +108,11 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
     generator_ema_beta = Parameter(0.999, 'float', 'exponential moving average of the generator weights per step; the average makes samples, model folders and the export (0: none, as the original)', check=_below_one)
     reset_optimizer_on_growth = Parameter(True, 'bool', 'zero Adam\'s moments at the start of every phase after the first, as the paper\'s code does')
 
+    # Training that heals itself
+    collapse_guard = Parameter(True, 'bool', 'watch losses, samples and weights; on divergence, NaN or collapsed samples roll back to the newest healthy checkpoint with a lower learning rate (false: a NaN stops training)')
+    collapse_retries = Parameter(4, 'int', 'roll-backs allowed in one phase before training stops at the newest healthy checkpoint (0: stop at the first alarm)', check=non_negative)
+    collapse_learning_rate_factor = Parameter(0.5, 'float', 'each roll-back multiplies the learning rate of both networks by this for the rest of the phase', check=_fraction)
+
     evaluate_during_training = Parameter(False, 'bool', 'also evaluate (same counts and seed) the generator at the end of every training phase, into log_dir/metrics')
 
     # Speed
@@ -144,6 +157,8 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
             gradient_penalty_weight=self.gradient_penalty_weight, drift_weight=self.drift_weight,
             discriminator_updates=self.discriminator_updates, generator_updates=self.generator_updates,
             generator_ema_beta=self.generator_ema_beta, reset_optimizer_on_growth=self.reset_optimizer_on_growth,
+            collapse_guard=self.collapse_guard, collapse_retries=self.collapse_retries,
+            collapse_learning_rate_factor=self.collapse_learning_rate_factor,
             jit_compile=self.jit_compile, mixed_precision=self.mixed_precision, gpu_num=self.gpu_num,
             random_seed=self.random_seed, model_save_interval_steps=self.model_save_interval_steps,
             model_sample_interval_steps=self.model_sample_interval_steps,

@@ -289,7 +289,8 @@ def test_a_restored_monitor_keeps_the_live_guard_after_a_rollback():
     assert rolled_back.guard is live and rolled_back.guard.rollbacks_in_phase == 1
     assert HealthMonitor.from_state(healthy_checkpoint).guard.rollbacks_in_phase == 0
     assert json.loads(rolled_back.state())['guard'] == {'phase_index': 2, 'rollbacks_in_phase': 1,
-                                                        'learning_rate_factor': 0.5, 'last_healthy_step': 1200}
+                                                        'learning_rate_factor': 0.5, 'last_healthy_step': 1200,
+                                                        'healthy_steps': [1200], 'rollback_step': None}
 
 
 def test_guard_counts_restart_only_when_training_passes_its_furthest_phase():
@@ -322,3 +323,49 @@ def test_a_loss_line_costs_well_under_a_millisecond():
         monitor.scalars()
     per_line_sec = (time.perf_counter() - started) / len(lines)
     assert per_line_sec < 1e-3  # measured about 50 us with scalars() on a busy 2-core machine
+
+
+def test_non_finite_values_at_a_checkpoint_fire_and_a_resumed_phase_keeps_its_history():
+    monitor = HealthMonitor(channels=1)
+    phase = phases_up_to(8)[2]
+    feed(monitor, phase, healthy_lines(np.random.default_rng(9), WARMUP_LINES + 2))
+    assert monitor.observe_checkpoint(phase, 300, []) is None and monitor.is_healthy()
+    restored = HealthMonitor.from_state(monitor.state())
+    restored.begin_phase(phase)  # a resume inside the phase: the judged history stays
+    assert restored.scalars() == monitor.scalars() != {}
+    restored.begin_phase(phases_up_to(16)[3])  # the next phase starts its own
+    assert restored.scalars() == {}
+    alarm = monitor.observe_checkpoint(phase, 400, ['a network weight'])
+    assert (alarm.signal, alarm.step) == ('non_finite', 400)
+    assert alarm.description == 'non-finite values: a network weight became NaN or infinite'
+    assert not monitor.is_healthy()
+
+
+def test_a_guard_out_of_retries_is_forgiven_for_the_next_run():
+    guard = GuardState()
+    guard.enter_phase(2)
+    guard.record_rollback(0.5)
+    guard.forgive()
+    assert (guard.phase_index, guard.rollbacks_in_phase, guard.learning_rate_factor) == (2, 0, 1.0)
+
+
+def test_samples_collapsing_again_before_a_new_healthy_checkpoint_go_one_healthy_checkpoint_further_back():
+    """The samples come from the generator's moving average, which lags the trained weights: when they collapse
+    again at a lower rate from the newest healthy checkpoint, the trouble was already in it."""
+    guard = GuardState()
+    for step in (200, 400, 600, 800):
+        guard.mark_healthy(step)
+    assert guard.healthy_steps == [400, 600, 800] and guard.rollback_target() == 800
+    guard.record_rollback(0.5, guard.rollback_target())
+    guard.mark_healthy(800)  # the restored state, saved again
+    assert guard.rollback_target() == 600  # nothing healthy since: further back
+    assert guard.rollback_target(lagging=False) == 800  # a loss alarm judges the trained weights: no lag
+    guard.record_rollback(0.5, 600)
+    guard.mark_healthy(600)
+    assert guard.healthy_steps == [400, 600] and guard.rollback_target() == 400
+    guard.record_rollback(0.5, 400)
+    guard.mark_healthy(400)
+    guard.mark_healthy(600)  # past it this time, healthy
+    assert guard.rollback_target() == 600 and guard.healthy_steps == [400, 600]
+    old_format = {'phase_index': 1, 'rollbacks_in_phase': 0, 'learning_rate_factor': 1.0, 'last_healthy_step': 5}
+    assert GuardState.from_json(json.dumps(old_format)).rollback_target() == 5

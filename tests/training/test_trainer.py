@@ -13,7 +13,8 @@ from deepzine.parameters import ConfigError
 from deepzine.training.checkpoints import read_checkpoint_description
 from deepzine.training.trainer import TrainingDiverged, train
 
-from tests.training.helpers import band_pages, checkpoint_position, make_plan, train_config, write_page_hdf5
+from tests.training.helpers import (band_pages, checkpoint_position, make_plan, plan_text, train_config,
+                                    write_page_hdf5)
 
 PHASE_FOLDERS = ['samples_4', 'samples_8_Transition', 'samples_8', 'samples_16_Transition', 'samples_16']
 
@@ -58,6 +59,17 @@ def test_every_phase_runs_once_and_ends_in_a_checkpoint(finished_run):
     assert any('D ' in line and 'img/s' in line for line in lines)
 
 
+def test_a_healthy_run_logs_its_health_and_never_rolls_back(finished_run):
+    folder, _, lines = finished_run
+    assert not [line for line in lines if 'rolled back' in line]
+    assert any(line.startswith('16x16 stable step 4/4: ') and '| health samples ' in line for line in lines)
+    raw = finished_run[1]
+    assert ('collapse guard: on an alarm roll back to the newest healthy checkpoint, learning rate x0.5 each time, at '
+            'most 4 times per phase') in plan_text(make_plan(raw))
+    assert 'collapse guard off: a NaN or infinite loss stops training' in plan_text(
+        make_plan(dict(raw, collapse_guard=False)))
+
+
 def test_model_folders_per_resolution_load_for_sampling(finished_run):
     from deepzine.model.loading import load_generator, locate_model
     from deepzine.model.model_folder import load_model_folder
@@ -89,7 +101,8 @@ def test_tensorboard_events_hold_losses_alpha_speed_and_images(finished_run):
         for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
             tags.update(value.tag for value in event.summary.value)
     assert {'loss/discriminator', 'loss/generator', 'loss/gradient_penalty', 'schedule/alpha',
-            'speed/images_per_second', 'samples/samples_16', 'reals/samples_8_Transition'} <= tags
+            'speed/images_per_second', 'samples/samples_16', 'reals/samples_8_Transition',
+            'health/sample_diversity', 'health/learning_rate_factor'} <= tags
 
 
 def test_saved_model_loads_with_tensorflow_alone(finished_run):
@@ -145,8 +158,9 @@ def test_training_can_start_higher_from_a_lower_resolution_model(finished_run, t
             np.testing.assert_array_equal(variable.numpy(), expected.numpy())
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(band_hdf5, tmp_path):
-    raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=2, model_loss_output_interval_steps=1)
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint_without_the_guard(band_hdf5, tmp_path):
+    raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=2, model_loss_output_interval_steps=1,
+                       collapse_guard=False)
     train(make_plan(raw))
     checkpoints = tmp_path / 'log' / 'checkpoints'
     good = tf.train.latest_checkpoint(str(checkpoints))

@@ -1,0 +1,180 @@
+"""The collapse guard: a diverging run rolls back and finishes, the roll-backs survive Ctrl-C and SIGKILL, a phase out
+of retries stops in one line, and the checkpoints it needs are kept."""
+
+import json
+import logging
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from deepzine.data.store import PageStore
+from deepzine.training.checkpoints import CheckpointList, checkpoint_prefix
+from deepzine.training.trainer import Trainer, TrainingDiverged, train
+
+from tests.training.helpers import band_pages, checkpoint_position, make_plan, train_config, write_page_hdf5
+from tests.training.test_resume import start_training
+from tests.training.test_trainer import LogLines
+
+
+def health_state(prefix):
+    reader = tf.train.load_checkpoint(prefix)
+    return json.loads(reader.get_tensor('health_state/.ATTRIBUTES/VARIABLE_VALUE').decode('utf-8'))
+
+
+def latest(tmp_path):
+    return tf.train.latest_checkpoint(str(tmp_path / 'log' / 'checkpoints'))
+
+
+@pytest.fixture(scope='module')
+def wide_bands(tmp_path_factory):
+    return write_page_hdf5(tmp_path_factory.mktemp('pages') / 'bands64.hdf5', band_pages(64, 16))
+
+
+def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_bands, tmp_path):
+    """learning_rate 5.0 stops at 16x16 fade step 10 with NaN losses without the guard (measured); with it, every phase
+    rolls back to its start until the rate is low enough, and the run ends with finite weights."""
+    from deepzine.model.model_folder import load_model_folder
+    raw = train_config(tmp_path, wide_bands, learning_rate=5.0, iterations_per_stage=20,
+                       model_loss_output_interval_steps=10, collapse_learning_rate_factor=0.25)
+    handler, logger = LogLines(), logging.getLogger('deepzine')
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        train(make_plan(raw))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    rolled_back = [line for line in handler.lines if line.startswith('rolled back')]
+    assert rolled_back[0].startswith('rolled back at 4x4 stable step 10 to ckpt-0 (4x4 stable step 0): divergence '
+                                     'of the gradient penalty')
+    assert rolled_back[0].endswith('learning rate now 1.25 for the rest of this phase (roll-back 1 of 4)')
+    assert any(line.startswith('rolled back at 16x16 ') for line in rolled_back)  # where it diverged unguarded
+    assert any('| health ' in line and 'lr x0.25' in line for line in handler.lines)
+    assert checkpoint_position(latest(tmp_path)) == (16, 'stable', 20, 100)
+    assert health_state(latest(tmp_path))['guard']['learning_rate_factor'] <= 0.25 ** 2
+    _, _, generator_ema, discriminator, _ = load_model_folder(str(tmp_path / 'log' / '16'), with_discriminator=True)
+    for network in (generator_ema, discriminator):
+        assert all(np.all(np.isfinite(weight.numpy())) for weight in network.weights)
+    kept = [name for name in os.listdir(tmp_path / 'log' / 'checkpoints') if name.endswith('.index')]
+    assert len(kept) <= 4  # the newest three and the newest healthy one
+
+
+def test_a_phase_out_of_retries_stops_in_one_line_at_the_healthy_checkpoint(band_hdf5, tmp_path):
+    raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=8,
+                       model_loss_output_interval_steps=1, learning_rate=1e12, collapse_retries=1)
+    with pytest.raises(TrainingDiverged, match=r'^training kept going wrong at 4x4 stable step \d+ \(learning rate '
+                       r'5e\+11, no roll-back left in this phase: collapse_retries=1\): non-finite .*\. Stopped at the '
+                       r'healthy checkpoint ckpt-0 \(4x4 stable step 0\), which running again continues from '
+                       r'with fresh retries: first lower learning_rate \(now 1e\+12\) or raise the batch size \(now 4 '
+                       r'at 4x4\)$'):
+        train(make_plan(raw))
+    assert os.path.basename(latest(tmp_path)) == 'ckpt-0'
+    guard = health_state(latest(tmp_path))['guard']
+    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (0, 1.0)  # the next run starts afresh
+
+
+def run_until(config_path, text, signal_number):
+    """Start training, send `signal_number` as soon as it logs a line containing `text`; (exit code, output)."""
+    process = start_training(config_path)
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if text in line:
+            process.send_signal(signal_number)
+            break
+    else:
+        pytest.fail(f'no line with {text!r}:\n' + ''.join(output)[-3000:])
+    rest, _ = process.communicate(timeout=120)
+    return process.returncode, ''.join(output) + rest
+
+
+def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_ctrl_c(band_hdf5, tmp_path):
+    raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=400, learning_rate=5.0,
+                       model_loss_output_interval_steps=10, collapse_retries=20)
+    config_path = tmp_path / 'config.yaml'
+    config_path.write_text(yaml.safe_dump(raw))
+
+    code, output = run_until(config_path, 'rolled back at ', signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    rollbacks = output.count('rolled back at ')
+    guard = health_state(latest(tmp_path))['guard']
+    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.5 ** rollbacks)
+
+    # Resumed at the lowered rate (the loss lines say it), then Ctrl-C once training is past its trouble.
+    code, output = run_until(config_path, '4x4 stable step 200/400', signal.SIGINT)
+    assert code == 130 and 'interrupted: saved' in output, output[-3000:]
+    assert f'lr x{0.5 ** rollbacks:g}' in output.split('rolled back at ')[0]
+    rollbacks += output.count('rolled back at ')
+    guard = health_state(latest(tmp_path))['guard']
+    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.5 ** rollbacks)
+
+    with PageStore(band_hdf5) as store:
+        trainer = Trainer(make_plan(raw), store)
+        trainer._build()
+        trainer._starting_position()
+    for optimizer in (trainer.models.generator_optimizer, trainer.models.discriminator_optimizer):
+        assert float(optimizer.learning_rate.numpy()) == pytest.approx(5.0 * 0.5 ** rollbacks)
+
+
+def test_a_resume_prefers_the_newest_healthy_checkpoint_and_reads_checkpoints_without_health(band_hdf5, tmp_path,
+                                                                                                caplog):
+    """A checkpoint saved unhealthy (here: a NaN line pending) is passed over; one of DeepZine 2.1, without a health
+    state, counts as healthy (its weights were finite: all that was checked then)."""
+    plan = make_plan(train_config(tmp_path, band_hdf5, gan_output_size=4))
+    phase = plan.phases[0]
+    with PageStore(band_hdf5) as store:
+        trainer = Trainer(plan, store)
+        trainer._build()
+        trainer.guard.save(phase)
+        trainer.state.global_step.assign(3)
+        trainer.state.phase_step.assign(3)
+        nan_line = dict.fromkeys(('discriminator_loss', 'generator_loss', 'wasserstein', 'gradient_penalty', 'drift'),
+                                 float('nan'))
+        assert trainer.guard.observe_losses(phase, 3, nan_line, steps=3) is not None
+        trainer.guard.save(phase)
+        assert os.path.basename(latest(tmp_path)) == 'ckpt-3'
+        resumed = Trainer(make_plan(train_config(tmp_path, band_hdf5, gan_output_size=4)), store)
+        resumed._build()
+        with caplog.at_level(logging.INFO, logger='deepzine'):
+            assert resumed._starting_position() == (0, 0)
+        assert 'ckpt-3 was saved unhealthy (non-finite losses' in caplog.text
+        assert 'resuming from the newest healthy checkpoint ckpt-0 instead' in caplog.text
+
+        # Format 2: the same objects saved without the health state, by tf.train.CheckpointManager as 2.1 did.
+        resumed.state.global_step.assign(7)
+        old = tf.train.Checkpoint(**resumed.checkpoint._tracked)
+        tf.train.CheckpointManager(old, str(tmp_path / 'log' / 'checkpoints'), max_to_keep=3).save(checkpoint_number=7)
+        again = Trainer(make_plan(train_config(tmp_path, band_hdf5, gan_output_size=4)), store)
+        again._build()
+        again._starting_position()
+        assert again.guard.state.last_healthy_step == 7 and again.checkpoint.restored_health_state() == ''
+        assert again.guard.monitor.is_healthy()
+
+
+def test_checkpoint_list_keeps_the_newest_and_the_protected_one_and_forgets_an_abandoned_path(tmp_path):
+    checkpoint = tf.train.Checkpoint(value=tf.Variable(0))
+    directory = str(tmp_path / 'checkpoints')
+    saved = CheckpointList(directory)
+
+    def save(step, protected=()):
+        prefix = checkpoint_prefix(directory, step)
+        checkpoint.write(prefix)
+        saved.add(prefix, [checkpoint_prefix(directory, step) for step in protected])
+
+    for step in (0, 100, 200, 300, 400, 500, 600):
+        save(step, protected=(10, 100, 200))
+    names = [os.path.basename(prefix) for prefix in saved.prefixes]
+    assert names == ['ckpt-100', 'ckpt-200', 'ckpt-400', 'ckpt-500', 'ckpt-600']
+    assert sorted(name for name in os.listdir(directory) if name.endswith('.index')) == [
+        f'{name}.index' for name in sorted(names)]
+    saved.discard_after(checkpoint_prefix(directory, 400))
+    assert tf.train.latest_checkpoint(directory) == checkpoint_prefix(directory, 400)
+    assert saved.find(500) is None and saved.find(100) == checkpoint_prefix(directory, 100)
+    save(500)  # the retried path saves at the same step again
+    assert [os.path.basename(prefix) for prefix in CheckpointList(directory).prefixes] == [
+        'ckpt-200', 'ckpt-400', 'ckpt-500']
