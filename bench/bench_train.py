@@ -8,9 +8,10 @@ each rate:
 - GFLOP per training image, counted two ways: the TF profiler's per-op FLOP
   statistics (`Conv2D`, `Conv2DBackpropInput/Filter`, `MatMul`, element-wise
   ops) summed over the ops the step's graph actually executes (the graph pruned
-  back from its outputs and stateful ops, as grappler prunes it), and a
-  count from the layer shapes (4 F_G + 14 F_D per image, F = 2 x multiply-adds
-  of one forward pass; see `step_flop_from_shapes`) as a cross-check;
+  back from its outputs and stateful ops, as grappler prunes it;
+  `deepzine.training.cost.profiled_flop`), and the package's count from the
+  layer shapes (about 4 F_G + 14 F_D per image, F = 2 x multiply-adds of one
+  forward pass; `deepzine.training.cost.step_flop`) as a cross-check;
 - the achieved GFLOP/s and its share of the machine's peak, measured in the
   same process as the best GFLOP/s of a 4096 x 4096 float32 matmul, taken just
   before each row (the machine is shared: other jobs take cores at random).
@@ -19,6 +20,8 @@ each rate:
     python bench/bench_train.py --sizes 8 16 32 64 --kinds stable fade --modes function xla
     python bench/bench_train.py --precisions float32 mixed_bfloat16 --modes function
     python bench/bench_train.py --memory                         # peak RSS of a real short run vs collection size
+    python bench/bench_train.py --estimate short32 medium64     # estimated vs real time of `python wrapper.py` runs
+    python bench/bench_train.py --activation-memory              # the memory estimate's activations vs peak RSS
 
 Every rate is the best of --rounds rounds of --steps steps after a warm-up
 (trace + 2 steps): other processes only ever slow a round down.
@@ -38,7 +41,7 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
-FLOP_OPS_OF_INTEREST = ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MatMul')
+from deepzine.training.cost import profiled_flop, step_flop  # noqa: E402
 
 
 def matmul_peak_gflops(size=4096, repeats=4):
@@ -53,71 +56,6 @@ def matmul_peak_gflops(size=4096, repeats=4):
         matmul(a, b).numpy()
         best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best / 1e9
-
-
-def forward_flop(architecture, size, fading, network):
-    """2 x multiply-adds of one forward pass of `network` ('generator' or 'discriminator') at `size`, per image."""
-    widths, channels, flop = architecture.widths, architecture.channels, 0
-    flop += 2 * architecture.latent_size * 16 * widths[4] if network == 'generator' else 2 * 16 * widths[4]
-    conv_4x4_in = widths[4] + (1 if network == 'discriminator' else 0)  # + the minibatch-stddev map
-    flop += 2 * 9 * 16 * conv_4x4_in * widths[4]
-    for block in architecture.sizes[1:architecture.sizes.index(size) + 1]:
-        inner = widths[block // 2] if network == 'generator' else widths[block]
-        outer = widths[block] if network == 'generator' else widths[block // 2]
-        flop += 2 * 9 * block * block * (inner * widths[block] + widths[block] * outer)
-    rgb = [size, size // 2] if fading else [size]
-    for rgb_size in rgb:
-        flop += 2 * rgb_size * rgb_size * widths[rgb_size] * channels
-    return flop
-
-
-def step_flop_from_shapes(architecture, size, fading):
-    """FLOP per training image of one step from the layer shapes: 4 F_G + 14 F_D.
-
-    Critic update: G forward (F_G); D forward on reals, fakes and the GP points
-    (3 F_D); backward of the real and fake passes (2 x 2 F_D); the GP's input
-    gradient (F_D), its second-order terms for the weights (2 F_D) and the
-    backward of its forward pass (2 F_D, non-zero through minibatch stddev).
-    Generator update: G forward, D forward, D input gradient, G backward
-    (F_G + F_D + F_D + 2 F_G).
-    """
-    generator = forward_flop(architecture, size, fading, 'generator')
-    discriminator = forward_flop(architecture, size, fading, 'discriminator')
-    return 4 * generator + 14 * discriminator
-
-
-def executed_flop(concrete_function):
-    """FLOP of the ops a traced step executes, by the TF profiler's registered per-op statistics.
-
-    Ops nothing depends on (e.g. filter gradients of the critic during the
-    generator update) are pruned before running: walk back from the outputs
-    and the stateful ops (variable updates) and count only what is reached.
-    """
-    from tensorflow.python.framework import ops as framework_ops
-    graph = concrete_function.graph
-    roots = [tensor.op for tensor in graph.outputs] + list(graph.control_outputs)
-    roots += [op for op in graph.get_operations() if op.type in ('AssignVariableOp', 'AssignAddVariableOp')]
-    reached, stack = set(), list(roots)
-    while stack:
-        op = stack.pop()
-        if op.name in reached:
-            continue
-        reached.add(op.name)
-        stack.extend(tensor.op for tensor in op.inputs)
-        stack.extend(op.control_inputs)
-    total, by_type = 0, {}
-    for op in graph.get_operations():
-        if op.name not in reached:
-            continue
-        try:
-            value = framework_ops.get_stats_for_node_def(graph, op.node_def, 'flops').value
-        except ValueError:  # no statistic registered for this op type: not arithmetic we count
-            value = None
-        if value:
-            total += value
-            key = op.type if op.type in FLOP_OPS_OF_INTEREST else 'element-wise'
-            by_type[key] = by_type.get(key, 0) + value
-    return total, by_type
 
 
 def build(size, filters, latent, channels, batch, precision):
@@ -159,7 +97,7 @@ def time_step(args, size, kind, mode, precision):
             best = min(best, (time.perf_counter() - start) / args.steps)
     finally:
         tf.config.run_functions_eagerly(False)
-    counted, by_type = (executed_flop(step.get_concrete_function(iterator)) if mode == 'function'
+    counted, by_type = (profiled_flop(step.get_concrete_function(iterator)) if mode == 'function'
                         else (None, None))
     return best, counted, by_type, trace_seconds
 
@@ -176,7 +114,7 @@ def speed_table(args):
         architecture = Architecture(latent_size=args.latent, channels=args.channels, output_size=size,
                                     widths=filter_widths(size, args.filters, 16, 64))
         for kind in args.kinds:
-            shapes = step_flop_from_shapes(architecture, size, kind == 'fade') / 1e9
+            shapes = step_flop(architecture, size, kind == 'fade', args.batch) / args.batch / 1e9
             for precision in args.precisions:
                 for mode in args.modes:
                     peak = matmul_peak_gflops()
@@ -238,6 +176,181 @@ def memory_table(args):
             print(f'| {count} | {os.path.getsize(path) / 2 ** 20:.1f} | 5 phases x 200 | {rss} |', flush=True)
 
 
+# Runs of `python wrapper.py` whose time the estimate must predict. Model keys not given: ESTIMATE_DEFAULT_KEYS,
+# the package's defaults written out, so the bench builds the same Architecture and phases the train stage does.
+ESTIMATE_RUNS = {
+    'short32': {'gan_output_size': 32, 'max_filter': 64, 'batch_size': 16, 'iterations_per_stage': 60},
+    'medium64': {'gan_output_size': 64, 'max_filter': 64, 'batch_size': 16, 'iterations_per_stage': 200},
+    'wide32': {'gan_output_size': 32, 'max_filter': 128, 'batch_size': 16, 'iterations_per_stage': 100},
+    'long32': {'gan_output_size': 32, 'max_filter': 64, 'batch_size': 16, 'iterations_per_stage': 600},
+    # pretrained_models/debian_manuals/train.yaml, estimate only: trained 2026-11-26 in 52 min 6 s (stage start to
+    # end in its training_log.txt), 64 filters, 32 at 64x64, grey, 2500 steps per phase
+    'debian64': {'gan_output_size': 64, 'max_filter': 64, 'filter_num_reduction_transition_size': 64, 'channels': 1,
+                 'batch_size': 16, 'iterations_per_stage': 2500, 'model_save_interval_steps': 200},
+}
+RECORDED_TRAIN_SEC = {'debian64': 52 * 60 + 6}
+ESTIMATE_DEFAULT_KEYS = {'latent_size': 128, 'min_filter': 16, 'filter_num_reduction_transition_size': 128,
+                         'channels': 3, 'random_seed': 1, 'model_save_interval_steps': 1000}
+
+ESTIMATE_RUN = '''
+import json, sys, time
+start = time.perf_counter()
+from deepzine.model.architecture import Architecture, filter_widths
+from deepzine.training.cost import run_cost
+from deepzine.training.schedule import build_phases
+from deepzine.training.speed import estimate_time
+keys = json.loads(sys.argv[1])
+size = keys['gan_output_size']
+architecture = Architecture(latent_size=keys['latent_size'], channels=keys['channels'], output_size=size,
+                            widths=filter_widths(size, keys['max_filter'], keys['min_filter'],
+                                                 keys['filter_num_reduction_transition_size']))
+cost = run_cost(architecture, build_phases(size, keys['iterations_per_stage'], keys['batch_size'], 256, 4))
+estimate = estimate_time(cost, save_interval_steps=keys['model_save_interval_steps'])
+print(json.dumps({'total_sec': estimate.total_sec, 'run_startup_sec': estimate.run_startup_sec,
+                  'phases': [[phase.name, phase.startup_sec, phase.step_sec] for phase in estimate.phases],
+                  'machine': estimate.machine.__dict__, 'wall_sec': time.perf_counter() - start}))
+'''
+
+
+def timed_training(config_path):
+    """(train stage seconds, {phase name: (seconds, median logged step seconds)}, seconds before the first phase and
+    after the last) of `python wrapper.py config_path`.
+
+    Each log line is timestamped as it arrives (the log's own clock shows whole
+    seconds). A phase lasts from its `phase i/n` line to the next one (the last:
+    to its checkpoint line), so it holds its first call, its steps, its samples
+    and checkpoint, and the next phase's set-up.
+    """
+    import re
+    process = subprocess.Popen([sys.executable, 'wrapper.py', config_path], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    marks, starts, rates, last_done = {}, [], {}, None
+    for line in process.stderr:
+        now = time.perf_counter()
+        phase = re.search(r'phase \d+/\d+: (\S+ \w+),', line)
+        rate = re.search(r'^\S+ INFO (\S+ \w+) step .* ([\d.]+) img/s', line)
+        if 'stage train: starting' in line:
+            marks['start'] = now
+        elif 'stage train: done' in line:
+            marks['end'] = now
+        elif phase:
+            starts.append((phase.group(1), now))
+        elif ' done: checkpoint' in line:
+            last_done = now
+        elif rate:
+            rates.setdefault(rate.group(1), []).append(float(rate.group(2)))
+    if process.wait() != 0 or 'end' not in marks:
+        raise RuntimeError(f'training {config_path} failed (exit {process.returncode})')
+    ends = [started for _, started in starts[1:]] + [last_done]
+    phases = {name: (end - started, sorted(rates.get(name, [0]))[len(rates.get(name, [0])) // 2])
+              for (name, started), end in zip(starts, ends)}
+    return marks['end'] - marks['start'], phases, starts[0][1] - marks['start'], marks['end'] - last_done
+
+
+def _page_file(folder, size):
+    from deepzine.data.squaring import build_pyramid
+    from deepzine.data.writer import PageWriter
+    path = os.path.join(folder, 'pages.hdf5')
+    schema = {'output_size': size, 'channels': 3, 'square_mode': 'stretch', 'pdf_dpi': 72,
+              'pdf_conversion_program': 'pypdfium2'}
+    writer = PageWriter(path, schema, attributes={})
+    pages = np.random.default_rng(0).integers(0, 256, (256, size, size, 3), dtype=np.uint8)
+    writer.append_pages(build_pyramid(pages), [('bench', 'bench.pdf', i) for i in range(len(pages))])
+    writer.commit_document('bench.pdf', size_bytes=0, pages_written=len(pages), pages_skipped=0, status='packed')
+    writer.finish()
+    return path
+
+
+def estimate_table(args):
+    """Estimated time (in a fresh process, as the dry-run measures) against the real train stage run right after."""
+    import json
+    import yaml
+    from deepzine.training.speed import format_duration
+    print('| run | keys | estimated | real | estimated / real | estimate took s | load before / after |\n'
+          '| --- | --- | --- | --- | --- | --- | --- |')
+    with tempfile.TemporaryDirectory() as folder:
+        path = _page_file(folder, max(ESTIMATE_RUNS[name]['gan_output_size'] for name in args.estimate))
+        for name in args.estimate:
+            keys = dict(ESTIMATE_DEFAULT_KEYS, **ESTIMATE_RUNS[name])
+            load_before = os.getloadavg()[0]
+            result = subprocess.run([sys.executable, '-c', ESTIMATE_RUN, json.dumps(keys)], capture_output=True,
+                                    text=True, cwd=REPO, check=True)
+            estimate = json.loads(result.stdout.strip().splitlines()[-1])
+            if name in RECORDED_TRAIN_SEC:
+                real, phases, before, after = RECORDED_TRAIN_SEC[name], {}, None, None
+            else:
+                config = dict({key: value for key, value in keys.items() if key != 'channels'}, train=True,
+                              data_hdf5=path, log_dir=os.path.join(folder, f'log_{name}'),
+                              samples_dir=os.path.join(folder, f'samples_{name}'))
+                config_path = os.path.join(folder, f'{name}.yaml')
+                with open(config_path, 'w', encoding='utf-8') as handle:
+                    yaml.safe_dump(config, handle)
+                real, phases, before, after = timed_training(config_path)
+            print(f'| {name} | {ESTIMATE_RUNS[name]} | {format_duration(estimate["total_sec"])} | {format_duration(real)} '
+                  f'| {estimate["total_sec"] / real:.2f} | {estimate["wall_sec"]:.1f} | {load_before:.1f} / '
+                  f'{os.getloadavg()[0]:.1f} |', flush=True)
+            machine = estimate['machine']
+            layers = ', '.join(f'{size}: {rate:.0f}' for size, rate in machine['layer_gflops'])
+            print(f'    measured: layer GFLOP/s by size {layers}; 4x4 step {1000 * machine["step_sec"]:.1f} ms, first call '
+                  f'{machine["first_call_sec"]:.2f} s, kernel call {1e6 * machine["call_sec"]:.0f} us, import '
+                  f'{machine["import_sec"]:.1f} s', flush=True)
+            if before is not None:
+                print(f'    before the first phase + after the last: estimated {estimate["run_startup_sec"]:.1f} s, real '
+                      f'{before:.1f} + {after:.1f} s', flush=True)
+            for phase_name, startup_sec, step_sec in estimate['phases']:
+                line = (f'    {phase_name}: estimated {startup_sec + keys["iterations_per_stage"] * step_sec:.1f} s '
+                        f'(start-up {startup_sec:.1f} s, step {1000 * step_sec:.1f} ms)')
+                if phase_name in phases:
+                    seconds, images_per_second = phases[phase_name]
+                    step = keys['batch_size'] / images_per_second if images_per_second else 0
+                    line += (f', real {seconds:.1f} s (step {1000 * step:.1f} ms by the median logged img/s, start-up '
+                             f'about {seconds - keys["iterations_per_stage"] * step:.1f} s)')
+                print(line, flush=True)
+
+
+ACTIVATION_RUN = '''
+import json, resource, sys
+import tensorflow as tf
+from deepzine.model.architecture import Architecture
+from deepzine.training.schedule import Phase
+from deepzine.training.step import StepSettings, StepState, build_training_models, make_phase_step
+filters, size, batch, precision = json.loads(sys.argv[1])
+architecture = Architecture(latent_size=128, channels=3, output_size=size,
+                            widths={s: filters for s in (4, 8, 16, 32, 64, 128) if s <= size})
+strategy = tf.distribute.get_strategy()
+models = build_training_models(architecture, strategy, 0.001, precision)
+state = StepState(seed=1)
+batches = iter(tf.data.Dataset.from_tensors(tf.random.uniform([batch, size, size, 3], -1, 1)).repeat())
+step = make_phase_step(strategy, models, state, StepSettings(latent_size=128), Phase(1, size, 'stable', 100, batch))
+step.get_concrete_function(batches)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(3):
+    step(batches)
+state.phase_step.numpy()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+'''
+
+
+def activation_table(args):
+    """Peak RSS a step adds, at two batch sizes: its growth per image against the counted activations per image."""
+    import json
+    from deepzine.model.architecture import Architecture
+    from deepzine.training.cost import activation_bytes
+    print('| filters | size | precision | batches | measured MiB per image | counted MiB per image | measured / counted |\n'
+          '| --- | --- | --- | --- | --- | --- | --- |')
+    for filters, size, small, large, precision in ((64, 64, 8, 32, 'float32'), (64, 64, 8, 32, 'mixed_bfloat16'),
+                                                   (128, 32, 8, 32, 'float32'), (32, 128, 4, 16, 'float32')):
+        grown = [int(subprocess.run([sys.executable, '-c', ACTIVATION_RUN, json.dumps([filters, size, batch, precision])],
+                                    capture_output=True, text=True, cwd=REPO, check=True).stdout.split()[-1])
+                 for batch in (small, large)]
+        measured = (grown[1] - grown[0]) / (large - small) / 2 ** 20
+        architecture = Architecture(latent_size=128, channels=3, output_size=size,
+                                    widths={s: filters for s in (4, 8, 16, 32, 64, 128) if s <= size})
+        counted = activation_bytes(architecture, size, False, 1, precision) / 2 ** 20
+        print(f'| {filters} | {size} | {precision} | {small}, {large} | {measured:.1f} | {counted:.1f} | '
+              f'{measured / counted:.2f} |', flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,7 +367,18 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--memory', action='store_true', help='measure peak RSS against collection size instead')
     parser.add_argument('--page-counts', type=int, nargs='+', default=[1000, 10000, 100000])
+    parser.add_argument('--estimate', nargs='+', choices=sorted(ESTIMATE_RUNS),
+                        help='estimated vs real time of these `python wrapper.py` runs instead')
+    parser.add_argument('--activation-memory', action='store_true',
+                        help='peak RSS a step adds per image against the counted activations instead')
     args = parser.parse_args(argv)
+    if args.activation_memory:
+        activation_table(args)
+        return
+    if args.estimate:  # this process stays light: the estimate and the training run in their own processes
+        print(f'{os.cpu_count()} CPUs; each estimate in a fresh process, then the real run\n')
+        estimate_table(args)
+        return
     import tensorflow as tf
     tf.get_logger().setLevel('ERROR')  # the TF1 statistics API used for counting FLOPs prints a deprecation notice
     print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, oneDNN '

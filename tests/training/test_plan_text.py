@@ -1,0 +1,83 @@
+"""The train plan says what the run costs and how long it takes: in --dry-run, at the start of training, at each phase."""
+
+import collections
+import logging
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+from deepzine.tensorflow_logs import TENSORFLOW_LINE
+from deepzine.training import plan_text as plan_text_module
+from deepzine.training.trainer import train
+
+from tests.training.helpers import REPO_ROOT, make_plan, plan_text, train_config
+
+DiskUsage = collections.namedtuple('DiskUsage', 'total used free')
+
+
+def phase_rows(text):
+    """{phase name: its cost row's numbers} of a plan text."""
+    rows = re.findall(r'^\s+(\d+x\d+ (?:stable|fade))\s+(\d+/\d+)\s+([\d.]+ k?)\s+([\d.]+ k?)\s+(\d+)\s+([\d,]+)\s+([\d,]+)'
+                      r'\s+([\d.e-]+)\s+([\d.]+ [MGT]?FLOP)$', text, re.MULTILINE)
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_the_plan_has_a_cost_row_per_phase_memory_disk_and_estimates(tmp_path, band_hdf5):
+    text = plan_text(make_plan(train_config(tmp_path, band_hdf5, iterations_per_stage=100)))
+    rows = phase_rows(text)
+    assert list(rows) == ['4x4 stable', '8x8 fade', '8x8 stable', '16x16 fade', '16x16 stable']
+    filters, _, _, batch, steps, images, gflop_per_image, _ = rows['16x16 stable']
+    assert (filters, batch, steps, images) == ('8/8', '4', '100', '400') and float(gflop_per_image) > 0
+    assert re.search(r'^memory at 16x16 \w+ \(batch 4, float32\): about [\d.]+ [MG]iB', text, re.MULTILINE)
+    assert re.search(r'^disk: checkpoints and model folders need about [\d.]+ MiB in ', text, re.MULTILINE)
+    here = [line for line in text.splitlines() if 'estimated' in line and 'this machine' in line]
+    assert len(here) == 1 and re.search(r'this machine: \d+ (min|s)', here[0])
+    assert re.search(r'^  H100 \(80 GB, TF32 tensor cores\): \d+', text, re.MULTILINE)
+
+
+def test_a_changed_key_changes_the_cost_at_once(tmp_path, band_hdf5):
+    raw = train_config(tmp_path, band_hdf5, iterations_per_stage=100)
+    small, large = (phase_rows(plan_text(make_plan(dict(raw, batch_size=batch)))) for batch in (4, 8))
+    assert small['16x16 stable'][3:6] == ('4', '100', '400') and large['16x16 stable'][3:6] == ('8', '100', '800')
+    assert small['16x16 stable'][7] != large['16x16 stable'][7]  # the phase's FLOP doubles
+
+
+def test_a_short_disk_is_warned_about_before_training_in_one_line(tmp_path, band_hdf5, monkeypatch, caplog):
+    plan = make_plan(train_config(tmp_path, band_hdf5))
+    cost, _ = plan_text_module.forecast(plan, plan.trained_phases)
+    needed = plan_text_module.needed_disk_bytes(plan, cost)
+    assert needed > 5 * 4 * (cost.generator_parameters + cost.discriminator_parameters)  # several checkpoints
+    monkeypatch.setattr(plan_text_module.shutil, 'disk_usage', lambda path: DiskUsage(10 ** 12, 0, needed // 2))
+    with caplog.at_level(logging.WARNING, logger='deepzine'):
+        plan_text_module.warn_if_space_is_short(plan, cost)
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and plan.log_dir in warnings[0] and 'free' in warnings[0]
+    assert 'NOT ENOUGH' in plan_text(plan)
+
+
+def test_training_logs_the_estimate_and_the_run_time_left_at_each_phase(tmp_path, band_hdf5, caplog):
+    raw = train_config(tmp_path, band_hdf5, gan_output_size=8, iterations_per_stage=2)
+    with caplog.at_level(logging.INFO, logger='deepzine'):
+        train(make_plan(raw))
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith('estimated time on this machine: ') for line in lines)
+    assert any(line.startswith('memory at ') for line in lines)
+    starts = [line for line in lines if line.startswith('phase ')]
+    assert len(starts) == 3 and all('; run time left: about ' in line for line in starts)
+    assert starts[0].endswith('(estimated)') and 'the estimated speed' in starts[-1]
+
+
+def test_dry_run_through_the_command_line_with_a_set_key(tmp_path, band_hdf5):
+    config = tmp_path / 'train.yaml'
+    config.write_text(yaml.safe_dump(train_config(tmp_path, band_hdf5, iterations_per_stage=100)))
+    environment = {key: value for key, value in os.environ.items() if key != 'TF_CPP_MIN_LOG_LEVEL'}  # as users run it
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'wrapper.py'), str(config), '--dry-run', '--set',
+                             'batch_size=8'], capture_output=True, text=True, cwd=tmp_path, env=environment)
+    assert result.returncode == 0, result.stderr
+    rows = phase_rows(result.stdout)
+    assert rows['16x16 stable'][3:6] == ('8', '100', '800')
+    assert 'memory at 16x16' in result.stdout and 'estimated time on this machine: ' in result.stdout
+    assert not [line for line in result.stderr.splitlines() if TENSORFLOW_LINE.match(line.encode())]
