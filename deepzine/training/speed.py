@@ -30,7 +30,6 @@ fitted on a 2-vCPU AVX-512 machine against real `python wrapper.py` runs
 """
 
 import dataclasses
-import math
 import os
 import sys
 import time
