@@ -142,7 +142,7 @@ def make_pdf_folder(tmp_path, documents=DOCUMENTS, pages=PAGES):
     for number in range(documents):
         write_pdf(str(tmp_path / 'pdfs' / f'doc{number:02d}.pdf'), pages)
     return {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': str(tmp_path / 'pdfs'),
-            'data_hdf5': str(tmp_path / 'pages.hdf5'), 'data_output_size': 128, 'pdf_dpi': 150,
+            'data_hdf5': str(tmp_path / 'pages.hdf5'), 'data_output_size': 256, 'pdf_dpi': 150,
             'conversion_workers': 2}
 
 
