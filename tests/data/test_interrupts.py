@@ -34,7 +34,7 @@ STOP_SEC = 5.0  # the promise: from the signal to the exit
 SLOW_SEC = 180.0  # anything that is allowed to take its time on a loaded machine
 ADVICE = 'interrupted: stopped cleanly; re-run the same command to resume'
 MANIFEST = '.deepzine-download.json'
-DOCUMENTS, PAGES = 16, 16  # 256 pages rendered at 256 px (twice data_output_size): seconds of work for two workers
+DOCUMENTS, PAGES = 16, 16  # 256 pages rendered at 512 px (twice data_output_size): seconds of work for two workers
 
 pytestmark = pytest.mark.skipif(not os.path.isdir('/proc/self/task'), reason='finds worker processes through /proc')
 
