@@ -21,6 +21,7 @@ from tests.data.documents import write_pdf
 from tests.training.helpers import band_pages, train_config, write_page_hdf5
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGES_PER_DOCUMENT = 12
 DATA_KILLS, TRAINING_KILLS = 3, 2  # a training run costs seconds of start-up (TensorFlow, tracing)
 
 
@@ -51,20 +52,22 @@ def test_load_data_killed_again_and_again_ends_with_every_page_once(tmp_path):
     rng = np.random.default_rng(12)
     pdfs = tmp_path / 'pdfs'
     for number in range(30):
-        write_pdf(str(pdfs / f'doc{number:02d}.pdf'), 4)
-    config = {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': str(pdfs), 'data_output_size': 16,
+        write_pdf(str(pdfs / f'doc{number:02d}.pdf'), PAGES_PER_DOCUMENT)
+    # 360 pages rendered at 512 px (twice data_output_size): about 3 s of work here, so kills land mid-way
+    config = {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': str(pdfs), 'data_output_size': 256,
               'data_hdf5': str(tmp_path / 'data' / 'pages.hdf5'), 'pdf_conversion_program': 'pdftoppm',
               'conversion_workers': 2}
     killed = 0
     for _ in range(DATA_KILLS):
-        killed += kill_after(start(config, tmp_path), rng.uniform(1.0, 3.0))
+        killed += kill_after(start(config, tmp_path), rng.uniform(0.6, 1.8))
     process = start(config, tmp_path)
     assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
     assert killed >= 1, 'no run was killed mid-way: the kill points are too late for this machine'
     with h5py.File(config['data_hdf5'], 'r') as handle:
         rows = list(zip(handle['pages/file'].asstr()[:], handle['pages/page_number'][:]))
         assert handle['data_16'].shape[0] == len(rows)
-    assert sorted(rows) == [(f'doc{number:02d}.pdf', page) for number in range(30) for page in range(1, 5)]
+    assert sorted(rows) == [(f'doc{number:02d}.pdf', page) for number in range(30)
+                            for page in range(1, PAGES_PER_DOCUMENT + 1)]
     assert leftovers(tmp_path / 'data') == []
 
 
