@@ -34,7 +34,7 @@ STOP_SEC = 5.0  # the promise: from the signal to the exit
 SLOW_SEC = 180.0  # anything that is allowed to take its time on a loaded machine
 ADVICE = 'interrupted: stopped cleanly; re-run the same command to resume'
 MANIFEST = '.deepzine-download.json'
-DOCUMENTS, PAGES = 16, 16  # 256 pages rendered at 512 px (twice data_output_size): seconds of work for two workers
+DOCUMENTS, PAGES = 16, 16  # 256 pages rendered at 1024 px (twice data_output_size): seconds of work for two workers
 
 pytestmark = pytest.mark.skipif(not os.path.isdir('/proc/self/task'), reason='finds worker processes through /proc')
 
@@ -142,7 +142,7 @@ def make_pdf_folder(tmp_path, documents=DOCUMENTS, pages=PAGES):
     for number in range(documents):
         write_pdf(str(tmp_path / 'pdfs' / f'doc{number:02d}.pdf'), pages)
     return {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': str(tmp_path / 'pdfs'),
-            'data_hdf5': str(tmp_path / 'pages.hdf5'), 'data_output_size': 256, 'pdf_dpi': 150,
+            'data_hdf5': str(tmp_path / 'pages.hdf5'), 'data_output_size': 512, 'pdf_dpi': 150,
             'conversion_workers': 2}
 
 
