@@ -41,6 +41,7 @@ CHECKPOINTS_TO_KEEP = 3  # the newest ones; the protected ones (the collapse gua
 HEALTH_STATE = 'health_state'
 SHAPE_KEYS = tuple(ModelParameters.declared()) + ('channels',)
 KIND_CODES = {'stable': 0, 'fade': 1}
+KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
 
 
 def checkpoint_directory(log_dir):
@@ -133,6 +134,18 @@ def read_checkpoint_description(prefix):
     import tensorflow as tf
     reader = tf.train.load_checkpoint(prefix)
     return json.loads(reader.get_tensor('run_description/.ATTRIBUTES/VARIABLE_VALUE').decode('utf-8'))
+
+
+def read_checkpoint_position(prefix):
+    """(phase size, phase kind, step inside the phase, global step) stored in a checkpoint, read without building
+    any network."""
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(prefix)
+
+    def value(name):
+        return int(reader.get_tensor(f'{name}/.ATTRIBUTES/VARIABLE_VALUE'))
+
+    return value('phase_size'), KIND_NAMES[value('phase_kind')], value('phase_step'), value('global_step')
 
 
 def latest_checkpoint(log_dir):
@@ -278,7 +291,7 @@ class RunCheckpoint:
             raise ConfigError(f'{prefix}: does not match the networks of this config ({str(error).splitlines()[0][:200]}); '
                               'use a new log_dir or the run\'s own config') from None
         self.run_description.assign(json.dumps(self.description, default=str))  # the new non-shape keys from now on
-        kind = {code: name for name, code in KIND_CODES.items()}[int(self.phase_kind.numpy())]
+        kind = KIND_NAMES[int(self.phase_kind.numpy())]
         return int(self.phase_size.numpy()), kind, int(self.state.phase_step.numpy())
 
     def restored_health_state(self):

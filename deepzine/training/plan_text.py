@@ -78,14 +78,8 @@ def phases_left(plan):
     latest = checkpoints.latest_checkpoint(plan.log_dir)
     if not latest:
         return trained, 0, False
-    import tensorflow as tf
-    reader = tf.train.load_checkpoint(latest)
-
-    def value(name):
-        return int(reader.get_tensor(f'{name}/.ATTRIBUTES/VARIABLE_VALUE'))
-
-    kind = {code: name for name, code in checkpoints.KIND_CODES.items()}[value('phase_kind')]
-    index, step = schedule.resume_position(plan.phases, trained[0].size, value('phase_size'), kind, value('phase_step'))
+    size, kind, step, _ = checkpoints.read_checkpoint_position(latest)
+    index, step = schedule.resume_position(plan.phases, trained[0].size, size, kind, step)
     return plan.phases[index:], step, True
 
 

@@ -42,12 +42,3 @@ def plan_text(plan):
     return '\n'.join(describe_train_plan(plan))
 
 
-def checkpoint_position(prefix):
-    """(phase size, kind, step inside the phase, global step) stored in a run checkpoint."""
-    import tensorflow as tf
-    reader = tf.train.load_checkpoint(prefix)
-
-    def value(name):
-        return int(reader.get_tensor(f'{name}/.ATTRIBUTES/VARIABLE_VALUE'))
-
-    return value('phase_size'), ('fade' if value('phase_kind') else 'stable'), value('phase_step'), value('global_step')

@@ -12,10 +12,10 @@ import tensorflow as tf
 import yaml
 
 from deepzine.data.store import PageStore
-from deepzine.training.checkpoints import CheckpointList, checkpoint_prefix
+from deepzine.training.checkpoints import CheckpointList, checkpoint_prefix, read_checkpoint_position
 from deepzine.training.trainer import Trainer, TrainingDiverged, train
 
-from tests.training.helpers import band_pages, checkpoint_position, make_plan, train_config, write_page_hdf5
+from tests.training.helpers import band_pages, make_plan, train_config, write_page_hdf5
 from tests.training.test_resume import start_training
 from tests.training.test_trainer import LogLines
 
@@ -55,7 +55,7 @@ def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_band
     assert rolled_back[0].endswith('learning rate now 1.25 for the rest of this phase (roll-back 1 of 4)')
     assert any(line.startswith('rolled back at 16x16 ') for line in rolled_back)  # where it diverged unguarded
     assert any('| health ' in line and 'lr x0.25' in line for line in handler.lines)
-    assert checkpoint_position(latest(tmp_path)) == (16, 'stable', 20, 100)
+    assert read_checkpoint_position(latest(tmp_path)) == (16, 'stable', 20, 100)
     assert health_state(latest(tmp_path))['guard']['learning_rate_factor'] <= 0.25 ** 2
     _, _, generator_ema, discriminator, _ = load_model_folder(str(tmp_path / 'log' / '16'), with_discriminator=True)
     for network in (generator_ema, discriminator):

@@ -69,6 +69,11 @@ def test_training_logs_the_estimate_and_the_run_time_left_at_each_phase(tmp_path
     assert len(starts) == 3 and all('; run time left: about ' in line for line in starts)
     assert starts[0].endswith('(estimated)') and 'the estimated speed' in starts[-1]
 
+    # More steps per phase: the run resumes inside its last phase, and the plan counts only what is left.
+    resumed = plan_text(make_plan(dict(raw, iterations_per_stage=5)))
+    assert 'left to train: from 8x8 stable step 2 (the costs below count from there)' in resumed
+    assert list(phase_rows(resumed)) == ['8x8 stable'] and phase_rows(resumed)['8x8 stable'][4] == '3'
+
 
 def test_dry_run_through_the_command_line_with_a_set_key(tmp_path, band_hdf5):
     config = tmp_path / 'train.yaml'

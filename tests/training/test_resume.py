@@ -12,9 +12,10 @@ import pytest
 import tensorflow as tf
 import yaml
 
+from deepzine.training.checkpoints import read_checkpoint_position
 from deepzine.training.trainer import train
 
-from tests.training.helpers import REPO_ROOT, checkpoint_position, make_plan, train_config
+from tests.training.helpers import REPO_ROOT, make_plan, train_config
 
 STEPS_PER_PHASE = 150  # 4x4 stable, 8x8 fade, 8x8 stable: 450 steps in all
 
@@ -62,7 +63,7 @@ def test_interrupted_and_killed_training_resumes_at_the_exact_step(band_hdf5, tm
     output = stop_when(process, checkpoints, lambda step: step >= STEPS_PER_PHASE + 20, signal.SIGINT)
     assert process.returncode == 130, output[-3000:]
     assert 'interrupted: saved' in output
-    size, kind, step, global_step = checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
+    size, kind, step, global_step = read_checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
     assert (size, kind) == (8, 'fade') and 0 < step < STEPS_PER_PHASE and global_step == STEPS_PER_PHASE + step
 
     # SIGKILL a resumed run: nothing is saved on the way out, the last interval checkpoint must serve.
@@ -70,7 +71,7 @@ def test_interrupted_and_killed_training_resumes_at_the_exact_step(band_hdf5, tm
     output = stop_when(process, checkpoints, lambda newest: newest >= global_step + 30, signal.SIGKILL)
     assert f'resuming {tmp_path / "log"} from ckpt-{global_step} (saved at 8x8 fade step {step})' in output
     assert 'phase 1/3' not in output  # 4x4 was finished: not repeated
-    size, kind, step, global_step = checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
+    size, kind, step, global_step = read_checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
 
     with caplog.at_level(logging.INFO, logger='deepzine'):
         train(make_plan(raw))
@@ -79,7 +80,7 @@ def test_interrupted_and_killed_training_resumes_at_the_exact_step(band_hdf5, tm
     expected_first = f'phase {2 if kind == "fade" else 3}/3: {size}x{size} {kind}, {STEPS_PER_PHASE} steps of 4 images'
     assert started[0].startswith(expected_first) and (f'(from step {step})' in started[0] or step == 0)
     # No phase repeated or skipped: the global step counts exactly three phases.
-    final = checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
+    final = read_checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
     assert final == (8, 'stable', STEPS_PER_PHASE, 3 * STEPS_PER_PHASE)
 
 
@@ -94,5 +95,5 @@ def test_sigterm_saves_like_ctrl_c_and_exits_143(band_hdf5, tmp_path):
     output = stop_when(process, checkpoints, lambda number: number >= 10, signal.SIGTERM)
     assert process.returncode == 143, output[-2000:]
     assert output.strip().splitlines()[-1].startswith('interrupted: stopped cleanly; re-run the same command')
-    size, kind, step, global_step = checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
+    size, kind, step, global_step = read_checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
     assert (size, kind) == (4, 'stable') and step == global_step >= 10

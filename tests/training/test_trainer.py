@@ -10,11 +10,10 @@ import pytest
 import tensorflow as tf
 
 from deepzine.parameters import ConfigError
-from deepzine.training.checkpoints import read_checkpoint_description
+from deepzine.training.checkpoints import read_checkpoint_description, read_checkpoint_position
 from deepzine.training.trainer import TrainingDiverged, train
 
-from tests.training.helpers import (band_pages, checkpoint_position, make_plan, plan_text, train_config,
-                                    write_page_hdf5)
+from tests.training.helpers import band_pages, make_plan, plan_text, train_config, write_page_hdf5
 
 PHASE_FOLDERS = ['samples_4', 'samples_8_Transition', 'samples_8', 'samples_16_Transition', 'samples_16']
 
@@ -49,7 +48,7 @@ def test_every_phase_runs_once_and_ends_in_a_checkpoint(finished_run):
     assert [line.split(':')[1].split(',')[0].strip() for line in started] == [
         '4x4 stable', '8x8 fade', '8x8 stable', '16x16 fade', '16x16 stable']
     latest = tf.train.latest_checkpoint(str(folder / 'log' / 'checkpoints'))
-    assert checkpoint_position(latest) == (16, 'stable', 4, 20)
+    assert read_checkpoint_position(latest) == (16, 'stable', 4, 20)
     description = read_checkpoint_description(latest)
     assert description['channels'] == 1 and description['config']['max_filter'] == 16
     assert (folder / 'log' / 'checkpoints' / 'run_config.yaml').is_file()
