@@ -134,12 +134,8 @@ def speed_table(args):
 
 MEMORY_RUN = '''
 import resource, sys, yaml
-from deepzine.parameters import registry, resolve
-from deepzine.training.stage import TrainStage
-from deepzine.training.trainer import train
-stage = TrainStage(resolve(yaml.safe_load(open(sys.argv[1])), registry([TrainStage])))
-stage.validate()
-train(stage)
+from deepzine.pipeline import prepare, run
+run(prepare(yaml.safe_load(open(sys.argv[1]))))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 '''
 

@@ -227,11 +227,6 @@ class HealthMonitor:
 
     # --- observing -----------------------------------------------------------------------------------------
 
-    def reset_phase(self, phase):
-        """Forget this phase's history: it begins, or training rolled back to a checkpoint without a health state."""
-        self._phase = _new_phase(phase)
-        self.guard.enter_phase(phase.index)
-
     def begin_phase(self, phase):
         """Training (re)enters `phase`: its history continues if this monitor holds it (a resume), else restarts."""
         self._enter(phase)
@@ -361,8 +356,10 @@ class HealthMonitor:
     # --- rules ---------------------------------------------------------------------------------------------
 
     def _enter(self, phase):
+        """This phase's history: kept while the phase lasts (a resume inside it too), new when another begins."""
         if self._phase is None or self._phase['index'] != phase.index:
-            self.reset_phase(phase)
+            self._phase = _new_phase(phase)
+            self.guard.enter_phase(phase.index)
         return self._phase
 
     def _raise(self, alarm):
