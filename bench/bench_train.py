@@ -172,8 +172,8 @@ def memory_table(args):
             print(f'| {count} | {os.path.getsize(path) / 2 ** 20:.1f} | 5 phases x 200 | {rss} |', flush=True)
 
 
-# Runs of `python wrapper.py` whose time the estimate must predict. Model keys not given: ESTIMATE_DEFAULT_KEYS,
-# the package's defaults written out, so the bench builds the same Architecture and phases the train stage does.
+# Runs of `python wrapper.py` whose time the estimate must predict, with ESTIMATE_DEFAULT_KEYS. The pages are RGB
+# (channels is left to the page file).
 ESTIMATE_RUNS = {
     'short32': {'gan_output_size': 32, 'max_filter': 64, 'batch_size': 16, 'iterations_per_stage': 60},
     'medium64': {'gan_output_size': 64, 'max_filter': 64, 'batch_size': 16, 'iterations_per_stage': 200},
@@ -186,22 +186,15 @@ ESTIMATE_RUNS = {
 }
 RECORDED_TRAIN_SEC = {'debian64': 52 * 60 + 6}
 ESTIMATE_DEFAULT_KEYS = {'latent_size': 128, 'min_filter': 16, 'filter_num_reduction_transition_size': 128,
-                         'channels': 3, 'random_seed': 1, 'model_save_interval_steps': 1000}
+                         'random_seed': 1, 'model_save_interval_steps': 1000}
 
 ESTIMATE_RUN = '''
-import json, sys, time
+import json, sys, time, yaml
 start = time.perf_counter()
-from deepzine.model.architecture import Architecture, filter_widths
-from deepzine.training.cost import run_cost
-from deepzine.training.schedule import build_phases
-from deepzine.training.speed import estimate_time
-keys = json.loads(sys.argv[1])
-size = keys['gan_output_size']
-architecture = Architecture(latent_size=keys['latent_size'], channels=keys['channels'], output_size=size,
-                            widths=filter_widths(size, keys['max_filter'], keys['min_filter'],
-                                                 keys['filter_num_reduction_transition_size']))
-cost = run_cost(architecture, build_phases(size, keys['iterations_per_stage'], keys['batch_size'], 256, 4))
-estimate = estimate_time(cost, save_interval_steps=keys['model_save_interval_steps'])
+from deepzine.pipeline import prepare
+from deepzine.training.plan_text import forecast
+[(_, plan)] = prepare(yaml.safe_load(open(sys.argv[1]))).steps
+_, estimate = forecast(plan, plan.trained_phases, plan.jit_compile)
 print(json.dumps({'total_sec': estimate.total_sec, 'run_startup_sec': estimate.run_startup_sec,
                   'phases': [[phase.name, phase.startup_sec, phase.step_sec] for phase in estimate.phases],
                   'machine': estimate.machine.__dict__, 'wall_sec': time.perf_counter() - start}))
@@ -268,19 +261,20 @@ def estimate_table(args):
         path = _page_file(folder, max(ESTIMATE_RUNS[name]['gan_output_size'] for name in args.estimate))
         for name in args.estimate:
             keys = dict(ESTIMATE_DEFAULT_KEYS, **ESTIMATE_RUNS[name])
+            config = dict({key: value for key, value in keys.items() if key != 'channels'}, train=True,
+                          data_hdf5=path, log_dir=os.path.join(folder, f'log_{name}'),
+                          samples_dir=os.path.join(folder, f'samples_{name}'))
+            config_path = os.path.join(folder, f'{name}.yaml')
+            with open(config_path, 'w', encoding='utf-8') as handle:
+                yaml.safe_dump(config, handle)
             load_before = os.getloadavg()[0]
-            result = subprocess.run([sys.executable, '-c', ESTIMATE_RUN, json.dumps(keys)], capture_output=True,
+            # The train stage's own plan (the same Architecture and phases as the real run), in a fresh process.
+            result = subprocess.run([sys.executable, '-c', ESTIMATE_RUN, config_path], capture_output=True,
                                     text=True, cwd=REPO, check=True)
             estimate = json.loads(result.stdout.strip().splitlines()[-1])
             if name in RECORDED_TRAIN_SEC:
                 real, phases, before, after = RECORDED_TRAIN_SEC[name], {}, None, None
             else:
-                config = dict({key: value for key, value in keys.items() if key != 'channels'}, train=True,
-                              data_hdf5=path, log_dir=os.path.join(folder, f'log_{name}'),
-                              samples_dir=os.path.join(folder, f'samples_{name}'))
-                config_path = os.path.join(folder, f'{name}.yaml')
-                with open(config_path, 'w', encoding='utf-8') as handle:
-                    yaml.safe_dump(config, handle)
                 real, phases, before, after = timed_training(config_path)
             print(f'| {name} | {ESTIMATE_RUNS[name]} | {format_duration(estimate["total_sec"])} | {format_duration(real)} '
                   f'| {estimate["total_sec"] / real:.2f} | {estimate["wall_sec"]:.1f} | {load_before:.1f} / '
