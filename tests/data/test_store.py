@@ -1,7 +1,6 @@
 """The page file: schema, writer protocol (partial name, commits, resume, incremental), reader and tf.data pipeline."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -149,21 +148,6 @@ def test_resume_keeps_committed_documents_and_drops_the_rest(tmp_path):
     assert not any(name.endswith('.tmp') for name in os.listdir(path + '.partial'))
     add_document(resumed, 'second', [3])
     resumed.finish()
-    assert first_values(path) == [1, 2, 3]
-
-
-def test_a_segment_folder_already_merged_is_not_merged_twice(tmp_path):
-    """Killed after the final rename but before the clean-up: the folder's pages are already in the file."""
-    path = str(tmp_path / 'pages.hdf5')
-    writer = new_writer(path)
-    add_document(writer, 'first', [1, 2])
-    shutil.copytree(path + '.partial', str(tmp_path / 'kept'))
-    writer.finish()
-    shutil.copytree(str(tmp_path / 'kept'), path + '.partial')
-    again = new_writer(path)
-    assert again.resumed_documents == 0 and set(again.finished_documents) == {'first.pdf'}
-    add_document(again, 'second', [3])
-    again.finish()
     assert first_values(path) == [1, 2, 3]
 
 

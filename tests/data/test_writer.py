@@ -6,6 +6,7 @@ import zlib
 
 import h5py
 import numpy as np
+import pytest
 
 from deepzine.data.pack import IMAGE_FILES, RenderSettings
 from deepzine.data.page_checks import page_digest
@@ -69,8 +70,12 @@ def test_a_file_written_before_page_hashes_is_hashed_once_and_gets_the_column(tm
     assert stored_hashes(path) == [page_digest(page).hex() for page in pages([1, 2, 3])[16]]
 
 
-def test_a_clean_up_cut_short_after_the_final_rename_is_finished_quietly(tmp_path, caplog):
-    """Killed while deleting the segment folder, after run.json went: the folder is the finished file's own."""
+@pytest.mark.parametrize('run_record, logged', [
+    (True, 'its pages are already in'),             # killed after the final rename, before the clean-up began
+    (False, 'left over from the run that finished'),  # killed while deleting the folder, after run.json went
+], ids=['clean-up not begun', 'clean-up cut short'])
+def test_a_segment_folder_already_merged_is_removed_not_merged_twice(tmp_path, caplog, run_record, logged):
+    """The folder's pages are already in the finished file: it goes, and the next document is added once."""
     caplog.set_level('INFO')
     path = str(tmp_path / 'pages.hdf5')
     writer = new_writer(path)
@@ -78,9 +83,10 @@ def test_a_clean_up_cut_short_after_the_final_rename_is_finished_quietly(tmp_pat
     shutil.copytree(path + '.partial', str(tmp_path / 'kept'))
     writer.finish()
     shutil.copytree(str(tmp_path / 'kept'), path + '.partial')
-    os.remove(os.path.join(path + '.partial', 'run.json'))
+    if not run_record:
+        os.remove(os.path.join(path + '.partial', 'run.json'))
     again = new_writer(path)
-    assert 'discarding' not in caplog.text and 'left over from the run that finished' in caplog.text
+    assert logged in caplog.text
     assert again.resumed_documents == 0 and set(again.finished_documents) == {'first.pdf'}
     add_document(again, 'second', [3])
     again.finish()
