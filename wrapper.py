@@ -1,4 +1,4 @@
-"""DeepZine: python wrapper.py config.yaml [--dry-run] [--set key=value] [--list-params]. See README.md."""
+"""DeepZine: python wrapper.py config.yaml [--dry-run] [--set key=value] | params [WORD]. See README.md."""
 
 import sys
 

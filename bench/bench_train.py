@@ -192,9 +192,8 @@ ESTIMATE_RUN = '''
 import json, sys, time, yaml
 start = time.perf_counter()
 from deepzine.pipeline import prepare
-from deepzine.training.plan_text import forecast
 [(_, plan)] = prepare(yaml.safe_load(open(sys.argv[1]))).steps
-_, estimate = forecast(plan, plan.trained_phases, plan.jit_compile)
+estimate = plan.forecast.estimate
 print(json.dumps({'total_sec': estimate.total_sec, 'run_startup_sec': estimate.run_startup_sec,
                   'phases': [[phase.name, phase.startup_sec, phase.step_sec] for phase in estimate.phases],
                   'machine': estimate.machine.__dict__, 'wall_sec': time.perf_counter() - start}))

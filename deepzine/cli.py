@@ -1,13 +1,14 @@
 """The command line: `deepzine CONFIG` (or `deepzine run CONFIG`), and the commands params, movie, convert-legacy, preview.
 
-Exit codes, the same for every command: 0 done; 2 a problem with the config or
-the input, printed as one line before any file is written; 1 a fault met
-while working (a full disk), printed as one line, re-run to continue; 130 or
-143 (128 + the signal number) after Ctrl-C / SIGTERM. SIGINT and SIGTERM (what
-`kill`, job schedulers and preemptible machines send) raise `Interrupted` in
-the main thread: the running stage keeps what it has finished and stops. A
-second signal while stopping exits at once; every file is written under a
-temporary name and renamed, so that corrupts nothing either.
+Exit codes, the same for every command, are those of deepzine.errors (the
+README's table repeats them): 0 done; 1 a fault met while working (a full
+disk, a damaged page file), re-run to continue; 2 a problem with the config or
+the input, found before any file is written; 3 training went wrong past
+repair; 130 or 143 (128 + the signal number) after Ctrl-C / SIGTERM. SIGINT
+and SIGTERM (what `kill`, job schedulers and preemptible machines send) raise
+`Interrupted` in the main thread: the running stage keeps what it has finished
+and stops. A second signal while stopping exits at once; every file is written
+under a temporary name and renamed, so that corrupts nothing either.
 """
 
 import argparse
@@ -18,12 +19,13 @@ import signal
 import sys
 
 from deepzine import __version__
+from deepzine.errors import EXIT_INTERRUPTED_BASE, ConfigError, DeepZineError, RunFailed
 from deepzine.files import OutOfSpace, is_out_of_space
-from deepzine.parameters import ConfigError, load_yaml, parse_override
+from deepzine.parameters import load_yaml, parse_override
 
-EXIT_FAULT = 1
-EXIT_CONFIG_ERROR = 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM gives 143
+EXIT_FAULT = RunFailed.exit_code
+EXIT_CONFIG_ERROR = ConfigError.exit_code
+EXIT_INTERRUPTED = EXIT_INTERRUPTED_BASE + signal.SIGINT  # 130; SIGTERM gives 143
 
 RUN_EXAMPLES = """examples:
   python wrapper.py config.yaml                      run the stages config.yaml switches on
@@ -74,7 +76,7 @@ def _stop_on_signal(signal_number, frame):
 
 
 def _exit_at_once(signal_number, frame):
-    os._exit(128 + signal_number)
+    os._exit(EXIT_INTERRUPTED_BASE + signal_number)
 
 
 def install_signal_handlers():
@@ -116,14 +118,10 @@ def run_command(argv):
     parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
                         help='override a config key (repeatable); the value is read as YAML')
     parser.add_argument('--dry-run', action='store_true', help='print the resolved config and the plan, write nothing')
-    parser.add_argument('--list-params', nargs='?', const='', metavar='WORD',
-                        help='print every config key with its default and meaning (or those mentioning WORD)')
     parser.add_argument('-v', '--verbose', action='store_true', help='debug lines and TensorFlow\'s own messages')
     args = parser.parse_args(argv)
-    if args.list_params is not None:
-        return params_command([args.list_params] if args.list_params else [])
     if not args.config:
-        parser.error('a config file is required (or --list-params)')
+        parser.error('a config file is required (python wrapper.py params lists the keys it may hold)')
     raw = load_yaml(args.config)
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f'{args.config}: must be a mapping of key: value lines')
@@ -302,12 +300,12 @@ def main(argv=None):
         return command(arguments)
     except SystemExit as exit_request:  # argparse: --help (0) or a usage error (2), already printed
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_CONFIG_ERROR
-    except ConfigError as error:
+    except DeepZineError as error:
         print(f'error: {error}', file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return error.exit_code
     except KeyboardInterrupt as interruption:
         print('interrupted: stopped cleanly; re-run the same command to resume', file=sys.stderr)
-        return 128 + getattr(interruption, 'signal_number', signal.SIGINT)
+        return EXIT_INTERRUPTED_BASE + getattr(interruption, 'signal_number', signal.SIGINT)
     except Exception as error:
         message = _report_fault(error)
         if message is None:

@@ -11,9 +11,7 @@ import os
 
 import yaml
 
-
-class ConfigError(Exception):
-    """A problem with the user's configuration or input files; the CLI prints it as one line and exits 2."""
+from deepzine.errors import ConfigError  # noqa: F401 (the error every check raises; stages import it from here too)
 
 
 # --- checks: each returns None when the value is fine, else the reason ---------------------------------
@@ -208,7 +206,7 @@ def resolve(raw, table):
         if key not in table:
             close = difflib.get_close_matches(str(key), table, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ''
-            raise ConfigError(f"unknown key '{key}'{hint}; 'python wrapper.py --list-params' lists them all")
+            raise ConfigError(f"unknown key '{key}'{hint}; 'python wrapper.py params' lists them all")
     return {name: parameter.convert(raw[name]) if name in raw else parameter.default
             for name, parameter in table.items()}
 
@@ -274,7 +272,7 @@ def describe(table):
 
 
 def describe_for_terminal(table, word=None, width=100):
-    """Every parameter (or those whose name or help contains `word`) as wrapped text, for --list-params."""
+    """Every parameter (or those whose name or help contains `word`) as wrapped text, for the params command."""
     import textwrap
     lines = []
     for name, parameter in table.items():

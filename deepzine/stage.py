@@ -21,7 +21,7 @@ class Stage(Parameters):
     file not written yet, a model not trained yet).
 
     Heavy imports (TensorFlow, h5py) belong inside `run` and the modules it
-    calls, so `--dry-run` and `--list-params` stay quick.
+    calls, so `--dry-run` and the `params` command stay quick.
     """
 
     toggle = None  # e.g. 'load_data'

@@ -42,7 +42,7 @@ def test_wrapper_exits_2_naming_an_unknown_key(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == EXIT_CONFIG_ERROR
     assert result.stderr.strip().splitlines() == ["error: unknown key 'lerning_rate' (did you mean 'learning_rate'?); "
-                                                  "'python wrapper.py --list-params' lists them all"]
+                                                  "'python wrapper.py params' lists them all"]
     assert files_under(tmp_path) == [config.relative_to(tmp_path)]
 
 
@@ -65,8 +65,8 @@ def test_missing_config_file_names_the_path(tmp_path, capsys):
     assert 'nope.yaml' in capsys.readouterr().err
 
 
-def test_list_params_prints_every_key_readably_in_a_terminal(capsys):
-    assert main(['--list-params']) == 0
+def test_params_prints_every_key_readably_in_a_terminal(capsys):
+    assert main(['params']) == 0
     output = capsys.readouterr().out
     for name in parameter_table():
         assert re.search(rf'^{name}: ', output, re.MULTILINE)
@@ -77,8 +77,6 @@ def test_params_with_a_word_shows_only_the_keys_that_mention_it(capsys):
     assert main(['params', 'movie']) == 0
     output = capsys.readouterr().out
     assert 'movie_fps: 30' in output and 'export_movie: false' in output and 'learning_rate' not in output
-    assert main(['--list-params', 'movie']) == 0
-    assert capsys.readouterr().out == output
     assert main(['params', 'no-such-word']) == EXIT_CONFIG_ERROR
 
 

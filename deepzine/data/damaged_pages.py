@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 
-from deepzine.parameters import ConfigError
+from deepzine.errors import RunFailed
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ MAX_UNREADABLE_SHARE = 0.01
 MIN_UNREADABLE_PAGES = 10
 
 
-class DamagedPageFile(ConfigError):
+class DamagedPageFile(RunFailed):
     """Too many pages of a page file are unreadable: rebuild it (printed as one line by the CLI)."""
 
 
@@ -132,7 +132,7 @@ def raise_if_damaged(path):
 
     Inside page_dataset the error reaches the training loop as a TensorFlow
     OpError (it crosses tf.numpy_function); call this on catching one to turn
-    it back into the one-line ConfigError.
+    it back into the one-line DamagedPageFile.
     """
     record = _current_record(path)
     if record is not None:

@@ -1,18 +1,22 @@
-"""Run checkpoints in `log_dir/checkpoints/`: everything needed to resume a run exactly, and the check that it is the same run.
+"""Run checkpoints in `log_dir/checkpoints/` as files: what each holds, reading it without building a network, and the
+check that a config continues the run they belong to. The checkpoint keeper (deepzine.training.keeper) writes them.
 
 A checkpoint (`tf.train.Checkpoint`, TF2 object-based) holds the three
 networks, both optimizers, the RNG state, the position (phase size, kind, step
-inside the phase), the global step, the run's seed, the fixed sample latents and
-the run description (format version, resolved config, data channels) as a
-string variable, and the training health state (deepzine.training.health: the
-collapse guard's roll-backs and learning-rate factor, and whether the
-checkpoint is healthy) as another. `run_config.yaml` beside it repeats the
-description in YAML, so `validate()` can refuse a mismatched config before
-anything is written, and a user can copy the saved settings back.
+inside the phase), the global step, the run's seed, the fixed sample latents,
+the run description (format version, resolved config, data channels,
+architecture) as a string variable, and the health state as another: JSON of
+the global steps of the run's healthy checkpoints so far (its own among them
+when it is healthy) and the collapse guard's state. `run_config.yaml` beside
+them repeats the description in YAML for the user to read or copy back.
 
-`CheckpointList` keeps the newest few checkpoints and, however old, the one
-the collapse guard would roll back to; a roll-back forgets the checkpoints of
-the abandoned path.
+Older formats are read here and nowhere else: format 1 described a run by its
+config keys, format 2 had no health state, format 3 kept the healthy steps
+inside the guard's state.
+
+`CheckpointList` keeps the newest few checkpoints and, however old, the
+protected ones (the healthy ones a roll-back may go to); a roll-back forgets
+the checkpoints of the abandoned path.
 """
 
 import glob
@@ -20,12 +24,10 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 
 import yaml
 
 from deepzine import files
-from deepzine.files import OutOfSpace, is_out_of_space
 from deepzine.model.architecture import Architecture
 from deepzine.parameter_groups import ModelParameters
 from deepzine.parameters import ConfigError
@@ -33,12 +35,14 @@ from deepzine.sizes import sizes_between
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 3: checkpoints hold the health state; 2: the description holds the Architecture; 1: config keys
+FORMAT_VERSION = 4  # 4: the health state lists the healthy steps; 3: health state; 2: Architecture; 1: config keys
 CHECKPOINT_FOLDER = 'checkpoints'
 RUN_CONFIG_FILE = 'run_config.yaml'
 INDEX_FILE = 'checkpoint'  # TensorFlow's name: tf.train.latest_checkpoint reads it
-CHECKPOINTS_TO_KEEP = 3  # the newest ones; the protected ones (the collapse guard's healthy ones) come on top
+CHECKPOINTS_TO_KEEP = 3  # the newest ones; the protected (healthy) ones come on top
+HEALTHY_CHECKPOINTS_KEPT = 3  # roll-back targets: the newest healthy checkpoint and the two before it
 HEALTH_STATE = 'health_state'
+HEALTH_FORMAT_VERSION = 2
 SHAPE_KEYS = tuple(ModelParameters.declared()) + ('channels',)
 KIND_CODES = {'stable': 0, 'fade': 1}
 KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
@@ -129,26 +133,66 @@ def remove_leftovers(log_dir):
     files.remove_leftovers(log_dir)
 
 
+def _reader(prefix):
+    import tensorflow as tf
+    return tf.train.load_checkpoint(prefix)
+
+
+def _tensor(reader, name):
+    return reader.get_tensor(f'{name}/.ATTRIBUTES/VARIABLE_VALUE')
+
+
 def read_checkpoint_description(prefix):
     """The run description stored inside a checkpoint, read without building any network."""
-    import tensorflow as tf
-    reader = tf.train.load_checkpoint(prefix)
-    return json.loads(reader.get_tensor('run_description/.ATTRIBUTES/VARIABLE_VALUE').decode('utf-8'))
+    return json.loads(_tensor(_reader(prefix), 'run_description').decode('utf-8'))
 
 
 def read_checkpoint_position(prefix):
     """(phase size, phase kind, step inside the phase, global step) stored in a checkpoint, read without building
     any network."""
-    import tensorflow as tf
-    reader = tf.train.load_checkpoint(prefix)
+    reader = _reader(prefix)
+    size, kind, step, global_step = (int(_tensor(reader, name)) for name in
+                                     ('phase_size', 'phase_kind', 'phase_step', 'global_step'))
+    return size, KIND_NAMES[kind], step, global_step
 
-    def value(name):
-        return int(reader.get_tensor(f'{name}/.ATTRIBUTES/VARIABLE_VALUE'))
 
-    return value('phase_size'), KIND_NAMES[value('phase_kind')], value('phase_step'), value('global_step')
+def health_state_text(healthy_steps, guard_state):
+    """The health state a checkpoint stores: JSON of its run's healthy steps (oldest first) and the guard's state."""
+    return json.dumps({'format_version': HEALTH_FORMAT_VERSION, 'healthy_steps': [int(step) for step in healthy_steps],
+                       'guard': guard_state}, allow_nan=False)
+
+
+def parse_health_state(text, global_step):
+    """(healthy steps, guard state or None) from a checkpoint's health state and its own global step.
+
+    '' (format 2, or saved without the guard before format 4): the checkpoint
+    counts as healthy, since its weights were finite, all that was checked then.
+    Format 3 kept the healthy steps inside the guard's state.
+    """
+    if not text:
+        return [int(global_step)], None
+    saved = json.loads(text)
+    if saved.get('format_version') == HEALTH_FORMAT_VERSION:
+        return list(saved['healthy_steps']), saved['guard']
+    old = saved['guard']  # format 3: deepzine.training.health's state of format 1, with the guard inside
+    healthy = list(old.get('healthy_steps', []))
+    if old.get('last_healthy_step') is not None and old['last_healthy_step'] not in healthy:
+        healthy.append(old['last_healthy_step'])
+    guard = {name: old[name] for name in ('phase_index', 'rollbacks_in_phase', 'learning_rate_factor', 'rollback_step')
+             if name in old}
+    return healthy, {'guard': guard, 'monitor': {'format_version': 1, 'phase': saved.get('phase')}}
+
+
+def read_checkpoint_health(prefix):
+    """(healthy steps, guard state or None) stored in a checkpoint, read without building any network."""
+    reader = _reader(prefix)
+    text = _tensor(reader, HEALTH_STATE).decode('utf-8') if reader.has_tensor(
+        f'{HEALTH_STATE}/.ATTRIBUTES/VARIABLE_VALUE') else ''
+    return parse_health_state(text, int(_tensor(reader, 'global_step')))
 
 
 def latest_checkpoint(log_dir):
+    """The newest checkpoint the run's index names, or None."""
     import tensorflow as tf
     return tf.train.latest_checkpoint(checkpoint_directory(log_dir))
 
@@ -215,110 +259,3 @@ class CheckpointList:
         files.write_text(os.path.join(self.directory, INDEX_FILE), '\n'.join(lines) + '\n')
         for prefix in dropped:
             _delete_checkpoint_files(prefix)
-
-
-def _adam_of(optimizer):
-    return getattr(optimizer, 'inner_optimizer', optimizer)
-
-
-class RunCheckpoint:
-    """The checkpoint of one run: its tracked objects, the list of its saved checkpoints, and the position it records."""
-
-    def __init__(self, log_dir, models, state, description, sample_latents, run_seed, chief=True):
-        import tensorflow as tf
-        self.log_dir, self.description, self.chief = log_dir, description, chief
-        self.phase_size = tf.Variable(0, dtype=tf.int64, trainable=False, name='phase_size')
-        self.phase_kind = tf.Variable(0, dtype=tf.int64, trainable=False, name='phase_kind')
-        self.run_seed = tf.Variable(run_seed, dtype=tf.int64, trainable=False, name='run_seed')
-        self.sample_latents = tf.Variable(sample_latents, dtype=tf.float32, trainable=False, name='sample_latents')
-        self.run_description = tf.Variable(json.dumps(description, default=str), dtype=tf.string, trainable=False,
-                                           name='run_description')
-        # '' when saved without the collapse guard (or before it existed): deepzine.training.health's JSON otherwise.
-        self.health_state = tf.Variable('', dtype=tf.string, trainable=False, name=HEALTH_STATE)
-        self.state = state
-        # Adam itself, not its float16 loss-scaling wrapper: a run can then change mixed_precision when it resumes
-        # (the loss scale is not kept; it re-adapts within a few steps).
-        self._tracked = dict(
-            generator=models.generator, generator_ema=models.generator_ema, discriminator=models.discriminator,
-            generator_optimizer=_adam_of(models.generator_optimizer),
-            discriminator_optimizer=_adam_of(models.discriminator_optimizer),
-            rng=state.rng, phase_step=state.phase_step, global_step=state.global_step, phase_size=self.phase_size,
-            phase_kind=self.phase_kind, run_seed=self.run_seed, sample_latents=self.sample_latents,
-            run_description=self.run_description)
-        self.checkpoint = tf.train.Checkpoint(**self._tracked, health_state=self.health_state)
-        self.checkpoint.save_counter  # noqa: B018 (created now, so every checkpoint holds it, as those of format 2 do)
-        self.saved = CheckpointList(checkpoint_directory(log_dir), writable=chief)
-        self._run_config_written = False
-
-    def save(self, phase, health_state='', protected=()):
-        """Save at the current step of `phase` with the health state (JSON, or '' without the collapse guard); the
-        `protected` checkpoints (prefixes) are never dropped. Returns the checkpoint prefix."""
-        self.phase_size.assign(phase.size)
-        self.phase_kind.assign(KIND_CODES[phase.kind])
-        self.health_state.assign(health_state)
-        global_step = int(self.state.global_step.numpy())
-        # Workers other than the chief of a multi-machine run must take part in saving, into a throwaway folder.
-        directory = self.saved.directory if self.chief else tempfile.mkdtemp(prefix='deepzine-worker-checkpoints-')
-        prefix = checkpoint_prefix(directory, global_step)
-        try:
-            self.checkpoint.write(prefix)
-        except Exception as error:
-            if not is_out_of_space(error):
-                raise
-            remove_leftovers(self.log_dir)  # the half-written ckpt-N_temp; the earlier checkpoints are intact
-            raise OutOfSpace(directory, 'a checkpoint') from None
-        if not self.chief:
-            shutil.rmtree(directory, ignore_errors=True)
-            return prefix
-        self.saved.add(prefix, protected)
-        if not self._run_config_written:
-            files.write_yaml(os.path.join(checkpoint_directory(self.log_dir), RUN_CONFIG_FILE), self.description)
-            self._run_config_written = True
-        return prefix
-
-    def restore(self, prefix):
-        """Load everything from `prefix`; returns (phase size, phase kind, step inside the phase).
-
-        A checkpoint of format 2 has no health state: it restores with '' (as if saved without the guard).
-        """
-        import tensorflow as tf
-        names = {name.split('/')[0] for name, _ in tf.train.list_variables(prefix)}
-        self.health_state.assign('')
-        checkpoint = self.checkpoint if HEALTH_STATE in names else tf.train.Checkpoint(**self._tracked)
-        try:
-            checkpoint.restore(prefix).assert_consumed()
-        except AssertionError as error:
-            raise ConfigError(f'{prefix}: does not match the networks of this config ({str(error).splitlines()[0][:200]}); '
-                              'use a new log_dir or the run\'s own config') from None
-        self.run_description.assign(json.dumps(self.description, default=str))  # the new non-shape keys from now on
-        kind = KIND_NAMES[int(self.phase_kind.numpy())]
-        return int(self.phase_size.numpy()), kind, int(self.state.phase_step.numpy())
-
-    def restored_health_state(self):
-        """The health state JSON of the checkpoint last restored ('' when it holds none)."""
-        return self.health_state.numpy().decode('utf-8')
-
-    def import_original_checkpoint(self, folder):
-        """Start from an ORIGINAL DeepZine TF1 checkpoint: its generator (also as the EMA copy) and discriminator."""
-        from deepzine.model.legacy import load_legacy_networks
-        _, generator, discriminator = load_legacy_networks(folder)
-        for source, targets in ((generator, (self.checkpoint.generator, self.checkpoint.generator_ema)),
-                                (discriminator, (self.checkpoint.discriminator,))):
-            for target in targets:
-                for source_weight, target_weight in zip(source.weights, target.weights):
-                    target_weight.assign(source_weight)
-
-    def import_model_folder(self, folder, architecture):
-        """Start from a per-resolution model folder (its generator, EMA and discriminator): growing or fine-tuning."""
-        import tensorflow as tf
-        from deepzine.model.model_folder import CHECKPOINT_PREFIX, read_model_json
-        saved = read_model_json(folder)
-        missing = {'generator', 'generator_ema', 'discriminator'} - set(saved.get('networks', []))
-        if missing:
-            raise ConfigError(f'{folder}: saved without {", ".join(sorted(missing))}, so training cannot continue from it')
-        if Architecture(**saved['architecture']) != architecture:
-            raise ConfigError(f'{folder}: its networks were built with other model parameters than this config; '
-                              f'use the config of the run that made it (stored in {folder}/model.json)')
-        networks = tf.train.Checkpoint(generator=self.checkpoint.generator, generator_ema=self.checkpoint.generator_ema,
-                                       discriminator=self.checkpoint.discriminator)
-        networks.read(os.path.join(folder, CHECKPOINT_PREFIX)).expect_partial().assert_existing_objects_matched()

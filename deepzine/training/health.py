@@ -1,4 +1,4 @@
-"""Training health: alarms for diverging losses and collapsing samples, and the guard state that outlives a roll-back.
+"""Training health: alarms for diverging losses and collapsing samples, judged on each loss line and sample grid.
 
 Pure Python and numpy, cheap enough for every loss line (about 50 us, no
 forward pass). The trainer feeds it each loss line and each sample grid; an
@@ -43,18 +43,17 @@ collapse    Diversity of the 16 generated pages (mean pairwise RMS distance,
 
 A checkpoint is healthy (`unhealthy_reason() is None`) when no alarm is
 pending in this phase and the latest line and sample are inside those bounds,
-even unconfirmed ones. `state()` is JSON holding everything, the `GuardState`
-(roll-backs, learning-rate factor, last healthy checkpoint) included, so a run
-resumed after Ctrl-C or SIGKILL continues exactly.
+even unconfirmed ones. `state()` holds this phase's history as plain JSON
+values; the collapse guard (deepzine.training.guard) saves it in every
+checkpoint, so a run resumed after Ctrl-C or SIGKILL continues exactly.
 """
 
 import dataclasses
-import json
 import math
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the guard's own state moved out (deepzine.training.guard)
 WINDOW_LINES = 20
 WARMUP_LINES = 4
 RELATIVE_LIMIT = 10.0
@@ -68,7 +67,6 @@ PENALTY_TERM_LIMIT = 100.0
 ARMED_DIVERSITY = 0.5
 COLLAPSE_FRACTION = 0.2
 CONFIRM_SAMPLES = 2
-HEALTHY_CHECKPOINTS_KEPT = 3  # roll-back targets: the newest healthy checkpoint and the two before it
 
 JUDGED_LOSSES = ('discriminator_loss', 'wasserstein', 'gradient_penalty', 'drift')
 DIVERSITY = 'sample_diversity'
@@ -100,81 +98,6 @@ class Alarm:
     @classmethod
     def from_dict(cls, fields):
         return cls(**{**fields, 'value': float(fields['value']), 'threshold': float(fields['threshold'])})
-
-
-@dataclasses.dataclass
-class GuardState:
-    """What the self-healing trainer must remember across roll-backs, resumes and phases.
-
-    `phase_index` is the furthest phase reached: the counts restart only when
-    training passes it, so rolling back into an earlier phase cannot reset the
-    retries and loop forever. After a roll-back keep the live GuardState (the
-    checkpoint's copy predates it): `HealthMonitor.from_state(text, guard=live)`.
-    `rollbacks_in_phase` also makes a fresh data order: seed with it.
-
-    `healthy_steps` are the healthy checkpoints to keep (the newest few). The
-    samples judged come from the generator's moving average, which lags the
-    trained weights by about 1 / (1 - beta) steps: samples that collapse again
-    before a healthy checkpoint was saved after a roll-back show the trouble
-    predates the checkpoint it went back to, so the next roll-back goes one
-    healthy checkpoint further back. (Losses judge the trained weights
-    themselves: a loss alarm goes back to the newest healthy checkpoint.)
-    """
-    phase_index: int = -1
-    rollbacks_in_phase: int = 0
-    learning_rate_factor: float = 1.0
-    last_healthy_step: int | None = None  # global step of the newest checkpoint marked healthy
-    healthy_steps: list = dataclasses.field(default_factory=list)  # oldest first, at most HEALTHY_CHECKPOINTS_KEPT
-    rollback_step: int | None = None  # global step of the checkpoint the latest roll-back went to
-
-    def enter_phase(self, phase_index):
-        if phase_index > self.phase_index:
-            self.phase_index, self.rollbacks_in_phase, self.learning_rate_factor = phase_index, 0, 1.0
-
-    def rollback_target(self, lagging=True):
-        """The global step of the healthy checkpoint to roll back to (None: there is none): the newest, or, for an
-        alarm of a `lagging` signal (the samples), the one before the previous roll-back's when nothing healthy was
-        saved since it."""
-        if lagging and self.rollback_step is not None and self.last_healthy_step == self.rollback_step:
-            older = [step for step in self.healthy_steps if step < self.rollback_step]
-            if older:
-                return older[-1]
-        return self.last_healthy_step
-
-    def record_rollback(self, learning_rate_decay, target_step=None):
-        """One more roll-back in this phase, to the checkpoint of `target_step`; the learning rate is multiplied by
-        `learning_rate_decay` (e.g. 0.5). The healthy checkpoints after the target belong to the abandoned path."""
-        self.rollbacks_in_phase += 1
-        self.learning_rate_factor *= learning_rate_decay
-        if target_step is not None:
-            self.went_back_to(target_step)
-            self.rollback_step = int(target_step)
-
-    def went_back_to(self, target_step):
-        """Training continues from the healthy checkpoint of `target_step`: the later ones are gone."""
-        self.healthy_steps = [step for step in self.healthy_steps if step <= target_step]
-        self.last_healthy_step = int(target_step)
-
-    def forgive(self):
-        """Full retries and the configured learning rate again in this phase: after training stopped for want of
-        retries, the user's next run (a lower learning_rate, a larger batch) deserves a fresh start."""
-        self.rollbacks_in_phase, self.learning_rate_factor, self.rollback_step = 0, 1.0, None
-
-    def retries_left(self, retries):
-        return max(0, retries - self.rollbacks_in_phase)
-
-    def mark_healthy(self, global_step):
-        step = int(global_step)
-        self.last_healthy_step = step
-        kept = [earlier for earlier in self.healthy_steps if earlier != step]
-        self.healthy_steps = kept[-(HEALTHY_CHECKPOINTS_KEPT - 1):] + [step]
-
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls(**json.loads(text))
 
 
 def sample_diversity(images):
@@ -220,9 +143,8 @@ class HealthMonitor:
     per-phase history by itself.
     """
 
-    def __init__(self, channels, gradient_penalty_weight=10.0, guard=None):
+    def __init__(self, channels, gradient_penalty_weight=10.0):
         self.channels, self.gradient_penalty_weight = int(channels), float(gradient_penalty_weight)
-        self.guard = guard or GuardState()
         self._phase = None
 
     # --- observing -----------------------------------------------------------------------------------------
@@ -332,26 +254,19 @@ class HealthMonitor:
     # --- state ---------------------------------------------------------------------------------------------
 
     def state(self):
-        """JSON of everything needed to continue exactly: the settings, this phase's history and the guard."""
+        """This phase's history as plain JSON values (no NaN: a non-finite alarm's values are stored as strings)."""
         current = None
         if self._phase is not None:
             current = {**self._phase, 'alarm': self._phase['alarm'] and self._phase['alarm'].to_dict()}
-        return json.dumps({'format_version': FORMAT_VERSION, 'channels': self.channels,
-                           'gradient_penalty_weight': self.gradient_penalty_weight,
-                           'guard': dataclasses.asdict(self.guard), 'phase': current}, allow_nan=False)
+        return {'format_version': FORMAT_VERSION, 'phase': current}
 
-    @classmethod
-    def from_state(cls, text, guard=None):
-        """A monitor continuing from `state()`; `guard` replaces the stored guard (after a roll-back: the live one)."""
-        saved = json.loads(text)
-        if saved.get('format_version') != FORMAT_VERSION:
-            raise ValueError(f'health state of format {saved.get("format_version")!r}: this version reads '
-                             f'format {FORMAT_VERSION}')
-        monitor = cls(saved['channels'], saved['gradient_penalty_weight'], guard or GuardState(**saved['guard']))
-        current = saved['phase']
+    def continue_from(self, state):
+        """Take up the history `state()` returned (format 1, of checkpoints of format 3, holds the same history;
+        None or an unknown format: a fresh history, as in a new phase)."""
+        self._phase = None
+        current = state.get('phase') if state and state.get('format_version') in (1, FORMAT_VERSION) else None
         if current is not None:
-            monitor._phase = {**current, 'alarm': current['alarm'] and Alarm.from_dict(current['alarm'])}
-        return monitor
+            self._phase = {**current, 'alarm': current['alarm'] and Alarm.from_dict(current['alarm'])}
 
     # --- rules ---------------------------------------------------------------------------------------------
 
@@ -359,7 +274,6 @@ class HealthMonitor:
         """This phase's history: kept while the phase lasts (a resume inside it too), new when another begins."""
         if self._phase is None or self._phase['index'] != phase.index:
             self._phase = _new_phase(phase)
-            self.guard.enter_phase(phase.index)
         return self._phase
 
     def _raise(self, alarm):

@@ -85,19 +85,18 @@ def build_phases(output_size, iterations_per_stage, batch_size, batch_size_reduc
     return phases
 
 
-def phases_from_stage(stage):
-    """build_phases from a TrainStage's keys (the one place that maps key names to arguments)."""
-    return build_phases(stage.gan_output_size, stage.iterations_per_stage, stage.batch_size,
-                        stage.batch_size_reduction_transition_size, stage.reduced_batch_size, stage.batch_sizes,
-                        stage.images_per_phase)
-
-
 def first_phase_index(phases, starting_size):
     """The phase a fresh run begins with: 4x4 stable, or the fade-in of `starting_size` when lower phases are done."""
     for phase in phases:
         if phase.size == starting_size:
             return phase.index
     raise ValueError(f'no phase at size {starting_size}')
+
+
+def phases_from(phases, index, step=0):
+    """The phases from phases[index] on, the first shortened by the `step` steps already trained in it."""
+    left = tuple(phases[index:])
+    return (dataclasses.replace(left[0], steps=left[0].steps - step),) + left[1:] if left and step else left
 
 
 def find_phase(phases, size, kind):

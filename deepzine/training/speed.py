@@ -292,11 +292,13 @@ def _run_startup_sec(cost, machine, trace_factor):
             + _export_sec(cost, machine, trace_factor))
 
 
-def estimate_time(cost, jit_compile=None, mixed_precision=None, devices=1, machine=None, save_interval_steps=None):
+def estimate_time(cost, jit_compile=None, mixed_precision=None, devices=1, machine=None, save_interval_steps=None,
+                  xla_on_gpus=None):
     """Measure this machine (a few seconds) and estimate the run's time there and on GPU_MODELS.
 
-    `jit_compile`: the train stage's key (None: off on a CPU, on with a GPU;
-    the GPU estimates assume XLA unless it is False). `mixed_precision`: must
+    `jit_compile`: XLA here (None: off on a CPU, on with a GPU). `xla_on_gpus`:
+    whether the GPU estimates assume XLA (None: unless jit_compile is False;
+    the train stage passes whether its key would switch XLA on there). `mixed_precision`: must
     be the cost's (None: the cost's). `devices`: devices training together
     (the batch is assumed to split perfectly). `machine`: a MachineSpeed to
     reuse instead of measuring (else measured once per process and shape). `save_interval_steps`: adds the periodic
@@ -312,7 +314,9 @@ def estimate_time(cost, jit_compile=None, mixed_precision=None, devices=1, machi
         return max(fixed_sec, compute_sec) if machine.on_gpu else fixed_sec + compute_sec
 
     phases = _phase_times(cost, machine, here, 1.0, save_interval_steps)
-    gpu_trace_factor = 1.0 if jit_compile is False else XLA_TRACE_FACTOR
+    if xla_on_gpus is None:
+        xla_on_gpus = jit_compile is not False
+    gpu_trace_factor = XLA_TRACE_FACTOR if xla_on_gpus else 1.0
     gpu_seconds = {}
     for gpu in GPU_MODELS:
         tflops, _ = gpu_rate_tflops(gpu, cost.mixed_precision)

@@ -7,8 +7,9 @@
 Re-running the same config on the same log_dir continues where the last run
 stopped (mid-phase included). `validate` works out the whole run once - the
 page file it reads, the architecture, the phases, where it starts, the
-learning rate - into a `TrainPlan`; the trainer reads nothing else.
-TensorFlow is imported only by `run`.
+devices and precision, the learning rate, what it will cost and take - into a
+`TrainPlan`; the trainer reads nothing else. Finding the devices and timing
+this machine import TensorFlow in `validate` (a few seconds, once per process).
 """
 
 import dataclasses
@@ -42,14 +43,15 @@ class EvaluationSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TrainPlan:
-    """Everything a training run needs, worked out once from the keys and the files already on disk."""
+    """Everything a training run needs, worked out once from the keys and the files already on disk; the trainer
+    reads nothing else."""
     data: object                  # deepzine.data.store.PageFileFacts of the pages read
     log_dir: str
     samples_dir: str
-    architecture: Architecture
+    architecture: Architecture    # the networks trained (a resumed or fine-tuned run's own)
     phases: tuple                 # every phase 4x4 .. gan_output_size (schedule.Phase)
-    first_phase_index: int        # where a run without a checkpoint begins
-    start: object                 # deepzine.training.starting_point.StartingPoint
+    start: object                 # deepzine.training.starting_point.StartingPoint: where this run continues
+    hardware: object              # deepzine.training.devices.Hardware: devices, XLA, precision
     learning_rate: float
     learning_rate_automatic: bool
     gradient_penalty_weight: float
@@ -61,15 +63,18 @@ class TrainPlan:
     collapse_guard: bool          # roll back to the newest healthy checkpoint on an alarm (deepzine.training.guard)
     collapse_retries: int
     collapse_learning_rate_factor: float
-    jit_compile: object           # True, False, or None: on with a GPU
-    mixed_precision: str
-    gpu_num: object
     random_seed: object
     model_save_interval_steps: int
     model_sample_interval_steps: int
     model_loss_output_interval_steps: int
     evaluation: object            # EvaluationSettings, or None
-    settings: dict                # the stage's keys, saved in checkpoints and model folders
+    forecast: object              # deepzine.training.forecast.Forecast of the phases left, or None when none are
+    recorded_config: dict         # the stage's keys: written into checkpoints and model folders, never read back
+
+    @property
+    def first_phase_index(self):
+        """Where a run without a checkpoint begins."""
+        return self.start.first_phase_index
 
     @property
     def trained_phases(self):
@@ -77,9 +82,18 @@ class TrainPlan:
         return self.phases[self.first_phase_index:]
 
     @property
+    def phases_left(self):
+        """The phases this run trains, from where it starts (the first shortened by the steps already trained)."""
+        return schedule.phases_from(self.phases, self.start.phase_index, self.start.step)
+
+    @property
     def model_directory(self):
         """Where the model of each size goes (<log_dir>/<size>/), for stages that sample after training."""
         return self.log_dir
+
+    def position_of(self, size, kind, step):
+        """(phase index, step) where training continues from a checkpoint saved at this position."""
+        return schedule.resume_position(self.phases, self.phases[self.first_phase_index].size, size, kind, step)
 
 
 class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, LogDirParameters,
@@ -117,7 +131,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
 
     # Speed
     jit_compile = Parameter(None, 'bool', 'compile the loss and gradients with XLA; None: on with a GPU, off on a CPU (measured slower there: bench/README.md)')
-    mixed_precision = Parameter('float32', 'str', 'float32, or compute in 16 bits keeping float32 weights: mixed_float16 (with loss scaling) on NVIDIA GPUs, mixed_bfloat16 on TPUs and CPUs/GPUs with bfloat16 units', choices=('float32', 'mixed_float16', 'mixed_bfloat16'))
+    mixed_precision = Parameter(None, 'str', 'compute in 16 bits keeping float32 weights, or not: None picks the fastest the hardware has (mixed_bfloat16 on CPUs with bfloat16 units and on GPUs from compute capability 8.0, mixed_float16 with loss scaling on 7.x, else float32; the plan says which and why)', choices=('float32', 'mixed_float16', 'mixed_bfloat16'))
 
     # Logging
     model_save_interval_steps = Parameter(1000, 'int', 'steps between checkpoints (also saved at each phase end and on Ctrl-C)', check=positive)
@@ -125,6 +139,8 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
     model_loss_output_interval_steps = Parameter(40, 'int', 'steps between loss lines in the log and TensorBoard scalars', check=positive)
 
     def validate(self, earlier):
+        from deepzine.training.devices import resolve_hardware
+        from deepzine.training.forecast import make_forecast
         data = self._page_file(earlier)
         if self.gan_starting_size > self.gan_output_size:
             raise ConfigError(f'gan_starting_size={self.gan_starting_size}: must not exceed gan_output_size={self.gan_output_size}')
@@ -133,39 +149,43 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
             raise ConfigError(f'batch_sizes={self.batch_sizes}: sizes {too_large} are above gan_output_size={self.gan_output_size}')
         for size in sizes_between(self.gan_starting_size, self.gan_output_size):
             data.require_size(size, 'train')
+        if self.evaluate_during_training:
+            self.check_evaluation_counts()
         settings = self.settings()
         configured = Architecture.from_keys(
             data.channels, self.gan_output_size, self.latent_size, self.max_filter, self.min_filter,
             self.filter_num_reduction_transition_size, self.equalized_learning_rate, self.minibatch_group_size,
             original=self.pretrained_model)
-        start = find_starting_point(self.log_dir, self.gan_starting_size, self.gan_output_size, configured,
-                                    data.channels, self.pretrained_model, settings)
-        architecture = start.architecture or configured
         phases = tuple(schedule.build_phases(self.gan_output_size, self.iterations_per_stage, self.batch_size,
                                              self.batch_size_reduction_transition_size, self.reduced_batch_size,
                                              self.batch_sizes, self.images_per_phase))
-        first = schedule.first_phase_index(phases, self.gan_starting_size) + (1 if start.kind == 'fine-tune' else 0)
-        devices = len(self.gpu_num) if self.gpu_num else 1  # None: known only at run time, checked again there
-        schedule.check_replica_batches(phases[first:], devices, architecture.minibatch_group_size)
-        if self.evaluate_during_training:
-            self.check_evaluation_counts()
+        start, architecture = find_starting_point(
+            self.log_dir, phases, self.gan_starting_size, configured, data.channels, self.pretrained_model, settings,
+            guard=(data.channels, self.gradient_penalty_weight) if self.collapse_guard else None)
+        hardware = resolve_hardware(self.gpu_num, self.jit_compile, self.mixed_precision)
+        left = schedule.phases_from(phases, start.phase_index, start.step)
+        schedule.check_replica_batches(left, hardware.replicas, architecture.minibatch_group_size)
         automatic = self.learning_rate is None
         learning_rate = self.learning_rate if not automatic else (0.001 if architecture.equalized_learning_rate else 0.0001)
+        forecast = None
+        if left:
+            forecast = make_forecast(architecture, left, hardware, self.discriminator_updates, self.generator_updates,
+                                     self.model_save_interval_steps, self.collapse_guard, self.log_dir,
+                                     xla_on_gpus=self.jit_compile is not False)
         return TrainPlan(
             data=data, log_dir=self.log_dir, samples_dir=self.samples_dir, architecture=architecture, phases=phases,
-            first_phase_index=first, start=start, learning_rate=learning_rate, learning_rate_automatic=automatic,
+            start=start, hardware=hardware, learning_rate=learning_rate, learning_rate_automatic=automatic,
             gradient_penalty_weight=self.gradient_penalty_weight, drift_weight=self.drift_weight,
             discriminator_updates=self.discriminator_updates, generator_updates=self.generator_updates,
             generator_ema_beta=self.generator_ema_beta, reset_optimizer_on_growth=self.reset_optimizer_on_growth,
             collapse_guard=self.collapse_guard, collapse_retries=self.collapse_retries,
             collapse_learning_rate_factor=self.collapse_learning_rate_factor,
-            jit_compile=self.jit_compile, mixed_precision=self.mixed_precision, gpu_num=self.gpu_num,
             random_seed=self.random_seed, model_save_interval_steps=self.model_save_interval_steps,
             model_sample_interval_steps=self.model_sample_interval_steps,
             model_loss_output_interval_steps=self.model_loss_output_interval_steps,
             evaluation=(EvaluationSettings(self.evaluation_image_num, self.memorization_check_num, self.evaluation_seed)
                         if self.evaluate_during_training else None),
-            settings=settings)
+            forecast=forecast, recorded_config=settings)
 
     def _page_file(self, earlier):
         """What the pages to train on look like: from the load_data stage of this run, or from the file on disk."""

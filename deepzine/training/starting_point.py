@@ -1,11 +1,18 @@
-"""Where a training run starts: from scratch, from its own latest checkpoint, from a lower size's model, or from a
-finished model to fine-tune (a DeepZine model folder, or an ORIGINAL DeepZine TF1 checkpoint).
+"""Where a training run starts: from scratch, from its own checkpoint, from a lower size's model, or from a finished
+model to fine-tune (a DeepZine model folder, or an ORIGINAL DeepZine TF1 checkpoint); and loading that start.
 
-Worked out once, before any work, from what is on disk: the plan says it, the
-dry-run prints it, and the trainer does exactly that.
+Decided once, before any work, from what is on disk (`find_starting_point`,
+called by the train stage's validate): the plan says it, the dry-run prints
+it, and the trainer does exactly that (`load_starting_networks`). A resume
+reads its checkpoint's own description (so a changed config is refused before
+anything is written), its position and, with the collapse guard, its health:
+when the newest checkpoint was saved unhealthy, the run continues from the
+newest healthy one, keeping the newest one's guard state (roll-backs and the
+lowered learning rate).
 """
 
 import dataclasses
+import logging
 import os
 
 from deepzine.model.architecture import Architecture
@@ -13,7 +20,10 @@ from deepzine.model.legacy import is_legacy_checkpoint, read_legacy_architecture
 from deepzine.model.model_folder import is_model_folder, model_folder_path, read_model_json
 from deepzine.parameters import ConfigError
 from deepzine.sizes import sizes_between
-from deepzine.training import checkpoints
+from deepzine.training import checkpoints, schedule
+from deepzine.training.guard import saved_unhealthy_reason
+
+logger = logging.getLogger(__name__)
 
 FRESH, RESUME, GROW, FINE_TUNE = 'fresh', 'resume', 'grow', 'fine-tune'
 ORIGINAL_FOLDER_SUFFIX = '_original'
@@ -22,18 +32,26 @@ ORIGINAL_FOLDER_SUFFIX = '_original'
 @dataclasses.dataclass(frozen=True)
 class StartingPoint:
     kind: str                              # FRESH, RESUME, GROW or FINE_TUNE
+    first_phase_index: int                 # where a run of this config begins when it has no checkpoint
+    phase_index: int                       # the phase training continues in (len(phases): everything is trained)
+    step: int = 0                          # the step inside it
     folder: str = None                     # the model folder to start from (GROW, FINE_TUNE)
     architecture: Architecture = None      # the networks' own architecture, when it is not the config's
     original_checkpoint: bool = False      # FINE_TUNE from an original DeepZine TF1 checkpoint in `folder`
+    checkpoint: str = None                 # RESUME: the checkpoint to restore
+    guard_state: dict = None               # RESUME: the collapse guard's state to continue with
+    note: str = ''                         # RESUME: why it is not the newest checkpoint
 
     @property
     def original_kept_at(self):
         """Where an original checkpoint is moved before its size's model folder is written in its place."""
         return self.folder + ORIGINAL_FOLDER_SUFFIX if self.original_checkpoint else None
 
-    def describe(self, log_dir):
+    def describe(self, phases):
         if self.kind == RESUME:
-            return f'resume: continues from the latest checkpoint in {checkpoints.checkpoint_directory(log_dir)}'
+            where = (f'{phases[self.phase_index].name} step {self.step}' if self.phase_index < len(phases)
+                     else 'the end')
+            return f'resume from {self.checkpoint} at {where}' + (f': {self.note}' if self.note else '')
         if self.kind == GROW:
             return f'start from the trained lower sizes in {self.folder}'
         if self.kind == FINE_TUNE and self.original_checkpoint:
@@ -52,7 +70,7 @@ def _check_channels(folder, architecture, channels):
 
 
 def _fine_tuning(folder, channels, pretrained_model):
-    """The StartingPoint for fine-tuning the model in `folder`, or None when it holds none."""
+    """(folder, architecture, original?) for fine-tuning the model in `folder`, or None when it holds none."""
     if is_model_folder(folder) and not pretrained_model:
         description = read_model_json(folder)
         if 'discriminator' not in description.get('networks', []):
@@ -60,20 +78,16 @@ def _fine_tuning(folder, channels, pretrained_model):
                               f'so it cannot be fine-tuned')
         architecture = Architecture(**description['architecture'])
         _check_channels(folder, architecture, channels)
-        return StartingPoint(FINE_TUNE, folder, architecture)
+        return folder, architecture, False
     original = next((place for place in (folder, folder + ORIGINAL_FOLDER_SUFFIX) if is_legacy_checkpoint(place)), None)
-    if original == folder + ORIGINAL_FOLDER_SUFFIX:  # moved aside by a fine-tuning run that was interrupted
-        architecture = read_legacy_architecture(original)
-        _check_channels(original, architecture, channels)
-        return StartingPoint(FINE_TUNE, folder, architecture, original_checkpoint=True)
-    if original:
-        architecture = read_legacy_architecture(folder)
-        _check_channels(folder, architecture, channels)
-        if os.path.exists(folder + ORIGINAL_FOLDER_SUFFIX):
-            raise ConfigError(f'{folder}: holds an original DeepZine checkpoint, and {folder + ORIGINAL_FOLDER_SUFFIX}, '
-                              f'where fine-tuning keeps it, exists already; move one of them away')
-        return StartingPoint(FINE_TUNE, folder, architecture, original_checkpoint=True)
-    return None
+    if original is None:
+        return None
+    if original == folder and os.path.exists(folder + ORIGINAL_FOLDER_SUFFIX):
+        raise ConfigError(f'{folder}: holds an original DeepZine checkpoint, and {folder + ORIGINAL_FOLDER_SUFFIX}, '
+                          f'where fine-tuning keeps it, exists already; move one of them away')
+    architecture = read_legacy_architecture(original)  # moved aside already by a fine-tuning run that was interrupted
+    _check_channels(original, architecture, channels)
+    return folder, architecture, True
 
 
 def _refuse_to_replace_foreign_folders(log_dir, sizes, start):
@@ -88,34 +102,106 @@ def _refuse_to_replace_foreign_folders(log_dir, sizes, start):
                           f'gan_output_size to its size)')
 
 
-def find_starting_point(log_dir, starting_size, output_size, configured, channels, pretrained_model, settings):
-    """The StartingPoint of a run of `configured` (the config's Architecture) from starting_size to output_size.
+def _resume(latest, phases, first, guard):
+    """The StartingPoint continuing the run whose newest checkpoint is `latest`; `guard`: None, or (channels, gradient
+    penalty weight) of a run with the collapse guard, which continues from the newest healthy checkpoint."""
+    healthy_steps, guard_state = checkpoints.read_checkpoint_health(latest)
+    chosen, note = latest, ''
+    if guard:
+        *_, latest_step = checkpoints.read_checkpoint_position(latest)
+        directory = os.path.dirname(latest)
+        kept = [checkpoints.checkpoint_prefix(directory, step) for step in healthy_steps]
+        kept = [prefix for prefix in kept if os.path.exists(prefix + '.index')]
+        if latest_step not in healthy_steps and kept:
+            chosen = kept[-1]
+            reason = saved_unhealthy_reason(guard_state, *guard) or 'not healthy'
+            note = (f'{os.path.basename(latest)} was saved unhealthy ({reason}): resuming from the newest healthy '
+                    f'checkpoint {os.path.basename(chosen)} instead')
+    size, kind, step, _ = checkpoints.read_checkpoint_position(chosen)
+    index, step = schedule.resume_position(phases, phases[first].size, size, kind, step)
+    return StartingPoint(RESUME, first, index, step, checkpoint=chosen, guard_state=guard_state, note=note)
+
+
+def find_starting_point(log_dir, phases, starting_size, configured, channels, pretrained_model, settings,
+                        guard=None):
+    """(StartingPoint, the Architecture to train) of a run of `configured` (the config's Architecture) over `phases`
+    from starting_size on (a fine-tuning run: the stable phase of its size only); `guard`: (channels, gradient
+    penalty weight) with the collapse guard on, else None.
 
     A run with checkpoints resumes them, with the networks they hold, provided
-    the config still describes those networks (the settings saved beside the
-    checkpoints are compared; ConfigError naming what differs).
+    the config still describes those networks (the newest checkpoint's own
+    description is compared; ConfigError naming what differs).
     """
+    output_size = phases[-1].size
+    first = schedule.first_phase_index(phases, starting_size)
     fine_tuning = None
     if starting_size == output_size > 4:
         fine_tuning = _fine_tuning(model_folder_path(log_dir, output_size), channels, pretrained_model)
-    saved = checkpoints.read_run_config(log_dir)
-    if os.path.exists(os.path.join(checkpoints.checkpoint_directory(log_dir), 'checkpoint')) and saved:
-        expected = fine_tuning.architecture if fine_tuning else configured
+    latest = checkpoints.latest_checkpoint(log_dir) if os.path.isdir(checkpoints.checkpoint_directory(log_dir)) else None
+    if fine_tuning:
+        first += 1  # a finished size: its stable phase only
+    if latest:
+        saved = checkpoints.read_checkpoint_description(latest)
+        expected = fine_tuning[1] if fine_tuning else configured
         checkpoints.check_same_run(saved, expected, settings, channels, log_dir)
-        start = StartingPoint(RESUME, architecture=checkpoints.saved_architecture(saved))
+        start, architecture = _resume(latest, phases, first, guard), checkpoints.saved_architecture(saved)
     elif fine_tuning:
-        start = fine_tuning
+        folder, architecture, original = fine_tuning
+        start = StartingPoint(FINE_TUNE, first, first, folder=folder, architecture=architecture,
+                              original_checkpoint=original)
     elif starting_size > 4:
         lower = model_folder_path(log_dir, starting_size // 2)
         if not is_model_folder(lower):
             raise ConfigError(f'gan_starting_size={starting_size}: the lower sizes must be trained already, but {lower} '
                               f'holds no DeepZine model and {log_dir} no checkpoint; start at 4')
-        saved = Architecture(**read_model_json(lower)['architecture'])
-        if saved != configured:
+        if Architecture(**read_model_json(lower)['architecture']) != configured:
             raise ConfigError(f'{lower}: its networks were built with other model keys than this config; use the '
                               f'config of the run that made it (stored in {lower}/model.json)')
-        start = StartingPoint(GROW, lower)
+        start, architecture = StartingPoint(GROW, first, first, folder=lower), configured
     else:
-        start = StartingPoint(FRESH)
+        start, architecture = StartingPoint(FRESH, first, first), configured
     _refuse_to_replace_foreign_folders(log_dir, sizes_between(starting_size, output_size), start)
-    return start
+    return start, architecture
+
+
+def load_starting_networks(start, models, architecture, chief=True):
+    """Put the networks of a GROW or FINE_TUNE start into `models` (step.TrainingModels); an original DeepZine
+    checkpoint is first moved aside to `original_kept_at`, so the fine-tuned model folder can take its place."""
+    if start.kind == FINE_TUNE and start.original_checkpoint:
+        if chief and os.path.isdir(start.folder) and not os.path.exists(start.original_kept_at):
+            os.replace(start.folder, start.original_kept_at)
+            logger.info('moved the original DeepZine checkpoint %s to %s (its size\'s model folder takes its place)',
+                        start.folder, start.original_kept_at)
+        _load_original_checkpoint(start.original_kept_at, models)
+    elif start.kind in (FINE_TUNE, GROW):
+        _load_model_folder(start.folder, models, architecture)
+    else:
+        return
+    logger.info('%s from the model in %s', 'fine-tuning' if start.kind == FINE_TUNE else 'growing', start.folder)
+
+
+def _load_original_checkpoint(folder, models):
+    """An ORIGINAL DeepZine TF1 checkpoint's generator (also as the EMA copy) and discriminator."""
+    from deepzine.model.legacy import load_legacy_networks
+    _, generator, discriminator = load_legacy_networks(folder)
+    for source, targets in ((generator, (models.generator, models.generator_ema)),
+                            (discriminator, (models.discriminator,))):
+        for target in targets:
+            for source_weight, target_weight in zip(source.weights, target.weights):
+                target_weight.assign(source_weight)
+
+
+def _load_model_folder(folder, models, architecture):
+    """A per-resolution model folder's generator, EMA and discriminator (growing or fine-tuning)."""
+    import tensorflow as tf
+    from deepzine.model.model_folder import CHECKPOINT_PREFIX
+    saved = read_model_json(folder)
+    missing = {'generator', 'generator_ema', 'discriminator'} - set(saved.get('networks', []))
+    if missing:
+        raise ConfigError(f'{folder}: saved without {", ".join(sorted(missing))}, so training cannot continue from it')
+    if Architecture(**saved['architecture']) != architecture:
+        raise ConfigError(f'{folder}: its networks were built with other model parameters than this config; '
+                          f'use the config of the run that made it (stored in {folder}/model.json)')
+    networks = tf.train.Checkpoint(generator=models.generator, generator_ema=models.generator_ema,
+                                   discriminator=models.discriminator)
+    networks.read(os.path.join(folder, CHECKPOINT_PREFIX)).expect_partial().assert_existing_objects_matched()

@@ -40,6 +40,11 @@ class TrainingModels:
     discriminator_optimizer: keras.optimizers.Optimizer
     loss_scaling: bool
 
+    def set_learning_rate(self, rate):
+        """Both optimizers' step size (a variable of each, which the traced steps read at every call)."""
+        for optimizer in (self.generator_optimizer, self.discriminator_optimizer):
+            optimizer.learning_rate = rate
+
 
 @dataclasses.dataclass(frozen=True)
 class StepSettings:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from deepzine.training.devices import choose_strategy, is_chief, uses_gpu
+from deepzine.training.devices import choose_precision, is_chief, make_strategy, resolve_hardware
 from tests.training.helpers import REPO_ROOT
 
 
@@ -29,15 +29,37 @@ def test_two_mirrored_cpus_compute_the_step_of_one_device():
 
 
 def test_no_gpu_gives_the_default_single_device_strategy():
-    strategy = choose_strategy(None)
-    assert strategy.num_replicas_in_sync == 1 and is_chief(strategy) and not uses_gpu(strategy)
+    hardware = resolve_hardware(None, None, 'float32')
+    assert (hardware.gpu_indices, hardware.replicas, hardware.jit_compile, hardware.on_gpu) == ((), 1, False, False)
+    strategy = make_strategy(hardware)
+    assert strategy.num_replicas_in_sync == 1 and is_chief(strategy)
 
 
 def test_asking_for_a_gpu_on_a_machine_without_one_warns_and_uses_the_cpu(caplog):
     with caplog.at_level(logging.WARNING):
-        strategy = choose_strategy([0])
-    assert strategy.num_replicas_in_sync == 1
+        hardware = resolve_hardware([0], None, None)
+    assert make_strategy(hardware).num_replicas_in_sync == 1
     assert 'no GPU is visible' in caplog.text
+
+
+@pytest.mark.parametrize('capabilities, units, onednn, expected', [
+    ([], True, True, 'mixed_bfloat16'),
+    ([], True, False, 'float32'),           # oneDNN off: TensorFlow would emulate bfloat16
+    ([], False, True, 'float32'),
+    ([], None, True, 'float32'),            # unknown: the safe choice
+    ([(9, 0), (8, 6)], None, True, 'mixed_bfloat16'),
+    ([(8, 0), (7, 5)], True, True, 'mixed_float16'),  # the oldest GPU decides
+    ([(6, 1)], True, True, 'float32'),
+])
+def test_the_automatic_precision_is_the_fastest_the_hardware_has(capabilities, units, onednn, expected):
+    precision, why = choose_precision(capabilities, units, onednn)
+    assert precision == expected and why.startswith('automatic: ')
+
+
+def test_the_plan_says_which_precision_it_chose_and_why():
+    hardware = resolve_hardware(None, None, None)
+    assert hardware.precision_reason.startswith('automatic: this CPU ')
+    assert resolve_hardware(None, None, 'float32').precision_reason == 'set in the config'
 
 
 @pytest.mark.parametrize('precision, units, level, words', [

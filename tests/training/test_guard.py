@@ -1,6 +1,7 @@
 """The collapse guard: a diverging run rolls back and finishes, the roll-backs survive Ctrl-C and SIGKILL, a phase out
 of retries stops in one line, and the checkpoints it needs are kept."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -12,17 +13,20 @@ import tensorflow as tf
 import yaml
 
 from deepzine.data.store import PageStore
-from deepzine.training.checkpoints import CheckpointList, checkpoint_prefix, read_checkpoint_position
-from deepzine.training.trainer import Trainer, TrainingDiverged, train
+from deepzine.errors import TrainingDiverged
+from deepzine.training.checkpoints import (CheckpointList, checkpoint_prefix, parse_health_state,
+                                           read_checkpoint_health, read_checkpoint_position)
+from deepzine.training.guard import GuardState, rollback_target_step
+from deepzine.training.trainer import Trainer, train
 
 from tests.training.helpers import band_pages, make_plan, train_config, write_page_hdf5
 from tests.training.test_resume import start_training
 from tests.training.test_trainer import LogLines
 
 
-def health_state(prefix):
-    reader = tf.train.load_checkpoint(prefix)
-    return json.loads(reader.get_tensor('health_state/.ATTRIBUTES/VARIABLE_VALUE').decode('utf-8'))
+def guard_state(prefix):
+    """The collapse guard's counts saved in a checkpoint: roll-backs in the phase, learning-rate factor, ..."""
+    return read_checkpoint_health(prefix)[1]['guard']
 
 
 def latest(tmp_path):
@@ -56,7 +60,7 @@ def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_band
     assert any(line.startswith('rolled back at 16x16 ') for line in rolled_back)  # where it diverged unguarded
     assert any('| health ' in line and 'lr x0.25' in line for line in handler.lines)
     assert read_checkpoint_position(latest(tmp_path)) == (16, 'stable', 20, 100)
-    assert health_state(latest(tmp_path))['guard']['learning_rate_factor'] <= 0.25 ** 2
+    assert guard_state(latest(tmp_path))['learning_rate_factor'] <= 0.25 ** 2
     _, _, generator_ema, discriminator, _ = load_model_folder(str(tmp_path / 'log' / '16'), with_discriminator=True)
     for network in (generator_ema, discriminator):
         assert all(np.all(np.isfinite(weight.numpy())) for weight in network.weights)
@@ -74,7 +78,7 @@ def test_a_phase_out_of_retries_stops_in_one_line_at_the_healthy_checkpoint(band
                        r'at 4x4\)$'):
         train(make_plan(raw))
     assert os.path.basename(latest(tmp_path)) == 'ckpt-0'
-    guard = health_state(latest(tmp_path))['guard']
+    guard = guard_state(latest(tmp_path))
     assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (0, 1.0)  # the next run starts afresh
 
 
@@ -102,7 +106,7 @@ def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_
     code, output = run_until(config_path, 'rolled back at ', signal.SIGKILL)
     assert code == -signal.SIGKILL
     rollbacks = output.count('rolled back at ')
-    guard = health_state(latest(tmp_path))['guard']
+    guard = guard_state(latest(tmp_path))
     assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.5 ** rollbacks)
 
     # Resumed at the lowered rate (the loss lines say it), then Ctrl-C once training is past its trouble.
@@ -110,13 +114,12 @@ def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_
     assert code == 130 and 'interrupted: saved' in output, output[-3000:]
     assert f'lr x{0.5 ** rollbacks:g}' in output.split('rolled back at ')[0]
     rollbacks += output.count('rolled back at ')
-    guard = health_state(latest(tmp_path))['guard']
+    guard = guard_state(latest(tmp_path))
     assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.5 ** rollbacks)
 
     with PageStore(band_hdf5) as store:
         trainer = Trainer(make_plan(raw), store)
-        trainer._build()
-        trainer._starting_position()
+        trainer._begin()
     for optimizer in (trainer.models.generator_optimizer, trainer.models.discriminator_optimizer):
         assert float(optimizer.learning_rate.numpy()) == pytest.approx(5.0 * 0.5 ** rollbacks)
 
@@ -125,35 +128,37 @@ def test_a_resume_prefers_the_newest_healthy_checkpoint_and_reads_checkpoints_wi
                                                                                                 caplog):
     """A checkpoint saved unhealthy (here: a NaN line pending) is passed over; one of DeepZine 2.1, without a health
     state, counts as healthy (its weights were finite: all that was checked then)."""
-    plan = make_plan(train_config(tmp_path, band_hdf5, gan_output_size=4))
+    raw = train_config(tmp_path, band_hdf5, gan_output_size=4)
+    plan = make_plan(raw)
     phase = plan.phases[0]
     with PageStore(band_hdf5) as store:
         trainer = Trainer(plan, store)
-        trainer._build()
-        trainer.guard.save(phase)
+        trainer._write_checkpoint(phase)
         trainer.state.global_step.assign(3)
         trainer.state.phase_step.assign(3)
         nan_line = dict.fromkeys(('discriminator_loss', 'generator_loss', 'wasserstein', 'gradient_penalty', 'drift'),
                                  float('nan'))
         assert trainer.guard.observe_losses(phase, 3, nan_line, steps=3) is not None
-        trainer.guard.save(phase)
+        trainer._write_checkpoint(phase)
         assert os.path.basename(latest(tmp_path)) == 'ckpt-3'
-        resumed = Trainer(make_plan(train_config(tmp_path, band_hdf5, gan_output_size=4)), store)
-        resumed._build()
-        with caplog.at_level(logging.INFO, logger='deepzine'):
-            assert resumed._starting_position() == (0, 0)
-        assert 'ckpt-3 was saved unhealthy (non-finite losses' in caplog.text
-        assert 'resuming from the newest healthy checkpoint ckpt-0 instead' in caplog.text
+        resumed = make_plan(raw)
+        assert os.path.basename(resumed.start.checkpoint) == 'ckpt-0'
+        assert (resumed.start.phase_index, resumed.start.step) == (0, 0)
+        assert resumed.start.note.startswith('ckpt-3 was saved unhealthy (non-finite losses')
+        assert resumed.start.note.endswith('resuming from the newest healthy checkpoint ckpt-0 instead')
+        with caplog.at_level(logging.WARNING, logger='deepzine'):
+            Trainer(resumed, store)._begin()
+        assert resumed.start.note in caplog.text
 
         # Format 2: the same objects saved without the health state, by tf.train.CheckpointManager as 2.1 did.
-        resumed.state.global_step.assign(7)
-        old = tf.train.Checkpoint(**resumed.checkpoint._tracked)
+        trainer.state.global_step.assign(7)
+        old = tf.train.Checkpoint(**trainer.keeper._tracked)
         tf.train.CheckpointManager(old, str(tmp_path / 'log' / 'checkpoints'), max_to_keep=3).save(checkpoint_number=7)
-        again = Trainer(make_plan(train_config(tmp_path, band_hdf5, gan_output_size=4)), store)
-        again._build()
-        again._starting_position()
-        assert again.guard.state.last_healthy_step == 7 and again.checkpoint.restored_health_state() == ''
-        assert again.guard.monitor.is_healthy()
+        again_plan = make_plan(raw)
+        assert os.path.basename(again_plan.start.checkpoint) == 'ckpt-7' and again_plan.start.guard_state is None
+        again = Trainer(again_plan, store)
+        again._begin()
+        assert again.keeper.healthy_steps == [7] and again.guard.is_healthy()
 
 
 def test_checkpoint_list_keeps_the_newest_and_the_protected_one_and_forgets_an_abandoned_path(tmp_path):
@@ -178,3 +183,49 @@ def test_checkpoint_list_keeps_the_newest_and_the_protected_one_and_forgets_an_a
     save(500)  # the retried path saves at the same step again
     assert [os.path.basename(prefix) for prefix in CheckpointList(directory).prefixes] == [
         'ckpt-200', 'ckpt-400', 'ckpt-500']
+
+
+def test_guard_counts_restart_only_when_training_passes_its_furthest_phase():
+    guard = GuardState()
+    guard.enter_phase(3)
+    guard.record_rollback(0.5, 1200)
+    guard.record_rollback(0.5, 1000)
+    assert (guard.rollbacks_in_phase, guard.learning_rate_factor, guard.retries_left(3)) == (2, 0.25, 1)
+    guard.enter_phase(2)  # rolled back into the previous phase: the retries of phase 3 still count
+    guard.enter_phase(3)
+    assert guard.rollbacks_in_phase == 2
+    assert GuardState(**json.loads(json.dumps(dataclasses.asdict(guard)))) == guard
+    guard.enter_phase(4)
+    assert (guard.rollbacks_in_phase, guard.learning_rate_factor, guard.retries_left(3)) == (0, 1.0, 3)
+
+
+def test_a_guard_out_of_retries_is_forgiven_for_the_next_run():
+    guard = GuardState()
+    guard.enter_phase(2)
+    guard.record_rollback(0.5, 400)
+    guard.forgive()
+    assert (guard.phase_index, guard.rollbacks_in_phase, guard.learning_rate_factor) == (2, 0, 1.0)
+
+
+def test_samples_collapsing_again_before_a_new_healthy_checkpoint_go_one_healthy_checkpoint_further_back():
+    """The samples come from the generator's moving average, which lags the trained weights: when they collapse
+    again at a lower rate from the newest healthy checkpoint, the trouble was already in it."""
+    assert rollback_target_step([400, 600, 800], None, lagging=True) == 800
+    assert rollback_target_step([400, 600, 800], 800, lagging=True) == 600  # nothing healthy since: further back
+    assert rollback_target_step([400, 600, 800], 800, lagging=False) == 800  # a loss alarm: no lag
+    assert rollback_target_step([400, 600], 600, lagging=True) == 400
+    assert rollback_target_step([400, 600], 400, lagging=True) == 600  # past it this time, healthy
+    assert rollback_target_step([], None, lagging=True) is None
+
+
+def test_old_checkpoints_health_states_read_as_healthy_steps_and_guard_state():
+    """Format 2 (no health state) counts as healthy; format 3 kept the healthy steps inside the guard's state."""
+    assert parse_health_state('', 700) == ([700], None)
+    format_3 = {'format_version': 1, 'channels': 1, 'gradient_penalty_weight': 10.0, 'phase': None,
+                'guard': {'phase_index': 2, 'rollbacks_in_phase': 1, 'learning_rate_factor': 0.5,
+                          'last_healthy_step': 600, 'healthy_steps': [400, 600], 'rollback_step': 400}}
+    healthy, saved = parse_health_state(json.dumps(format_3), 800)
+    assert healthy == [400, 600]
+    assert saved['guard'] == {'phase_index': 2, 'rollbacks_in_phase': 1, 'learning_rate_factor': 0.5,
+                              'rollback_step': 400}
+    assert GuardState(**saved['guard']).retries_left(4) == 3

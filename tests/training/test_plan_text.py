@@ -10,7 +10,8 @@ import sys
 import yaml
 
 from deepzine.tensorflow_logs import TENSORFLOW_LINE
-from deepzine.training import plan_text as plan_text_module
+from deepzine.training import forecast as forecast_module
+from deepzine.training.plan_text import disk_warning
 from deepzine.training.trainer import train
 
 from tests.training.helpers import REPO_ROOT, make_plan, plan_text, train_config
@@ -45,16 +46,16 @@ def test_a_changed_key_changes_the_cost_at_once(tmp_path, band_hdf5):
     assert small['16x16 stable'][7] != large['16x16 stable'][7]  # the phase's FLOP doubles
 
 
-def test_a_short_disk_is_warned_about_before_training_in_one_line(tmp_path, band_hdf5, monkeypatch, caplog):
-    plan = make_plan(train_config(tmp_path, band_hdf5))
-    cost, _ = plan_text_module.forecast(plan, plan.trained_phases)
-    needed = plan_text_module.needed_disk_bytes(plan, cost)
-    assert needed > 5 * 4 * (cost.generator_parameters + cost.discriminator_parameters)  # several checkpoints
-    monkeypatch.setattr(plan_text_module.shutil, 'disk_usage', lambda path: DiskUsage(10 ** 12, 0, needed // 2))
-    with caplog.at_level(logging.WARNING, logger='deepzine'):
-        plan_text_module.warn_if_space_is_short(plan, cost)
-    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
-    assert len(warnings) == 1 and plan.log_dir in warnings[0] and 'free' in warnings[0]
+def test_a_short_disk_is_warned_about_before_training_in_one_line(tmp_path, band_hdf5, monkeypatch):
+    raw = train_config(tmp_path, band_hdf5)
+    forecast = make_plan(raw).forecast
+    needed = forecast.disk_needed_bytes
+    assert needed > 5 * 4 * (forecast.cost.generator_parameters + forecast.cost.discriminator_parameters)
+    assert not forecast.disk_is_short and disk_warning(forecast, raw['log_dir']) is None
+    monkeypatch.setattr(forecast_module.shutil, 'disk_usage', lambda path: DiskUsage(10 ** 12, 0, needed // 2))
+    plan = make_plan(raw)
+    warning = disk_warning(plan.forecast, plan.log_dir)
+    assert plan.log_dir in warning and 'free' in warning and '\n' not in warning
     assert 'NOT ENOUGH' in plan_text(plan)
 
 

@@ -69,13 +69,13 @@ def test_interrupted_and_killed_training_resumes_at_the_exact_step(band_hdf5, tm
     # SIGKILL a resumed run: nothing is saved on the way out, the last interval checkpoint must serve.
     process = start_training(config_path)
     output = stop_when(process, checkpoints, lambda newest: newest >= global_step + 30, signal.SIGKILL)
-    assert f'resuming {tmp_path / "log"} from ckpt-{global_step} (saved at 8x8 fade step {step})' in output
+    assert f'resuming {tmp_path / "log"} from ckpt-{global_step} at 8x8 fade step {step}' in output
     assert 'phase 1/3' not in output  # 4x4 was finished: not repeated
     size, kind, step, global_step = read_checkpoint_position(tf.train.latest_checkpoint(str(checkpoints)))
 
     with caplog.at_level(logging.INFO, logger='deepzine'):
         train(make_plan(raw))
-    assert f'saved at {size}x{size} {kind} step {step})' in caplog.text
+    assert f'from ckpt-{global_step} at {size}x{size} {kind} step {step}' in caplog.text
     started = [message for message in caplog.messages if message.startswith('phase ')]
     expected_first = f'phase {2 if kind == "fade" else 3}/3: {size}x{size} {kind}, {STEPS_PER_PHASE} steps of 4 images'
     assert started[0].startswith(expected_first) and (f'(from step {step})' in started[0] or step == 0)

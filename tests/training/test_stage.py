@@ -58,7 +58,6 @@ def test_learning_rate_follows_the_weight_parametrization_unless_set(raw):
     ({'gan_starting_size': 32}, 'gan_starting_size=32: must not exceed gan_output_size=16'),
     ({'batch_size': 6}, 'minibatch_group_size=4: must divide the per-device batch of 6'),
     ({'batch_sizes': {8: 4, 64: 2}}, r'sizes \[64\] are above gan_output_size=16'),
-    ({'gpu_num': [0, 1], 'batch_size': 5}, 'batch size 5 at 4x4: must be a multiple of the 2 devices'),
     ({'gan_starting_size': 8}, 'the lower sizes must be trained already'),
     ({'mixed_precision': 'float16'}, 'must be one of float32, mixed_float16, mixed_bfloat16'),
     ({'generator_ema_beta': 1.0}, 'generator_ema_beta=1.0: must be at least 0 and below 1'),
@@ -72,15 +71,32 @@ def test_bad_combinations_are_refused_before_anything_runs(raw, overrides, messa
 
 
 def test_batches_smaller_than_a_group_are_one_group(raw):
-    make_plan(dict(raw, batch_size=2))  # the minibatch-stddev group is then the whole batch
+    import numpy as np
+    from deepzine.model.layers import minibatch_stddev
+    assert make_plan(dict(raw, batch_size=2)).phases[0].batch_size == 2  # not refused
+    images = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(minibatch_stddev(images, 4).numpy(), minibatch_stddev(images, 0).numpy())
 
 
 def test_group_size_zero_means_the_whole_batch_as_in_the_original():
-    check_replica_batches(build_phases(16, 4, 6, 256, 4, None, None), replicas=1, group_size=0)
+    phases = build_phases(16, 4, 6, 256, 4, None, None)
+    with pytest.raises(ConfigError, match='minibatch_group_size=4: must divide the per-device batch of 6'):
+        check_replica_batches(phases, replicas=1, group_size=4)
+    check_replica_batches(phases, replicas=1, group_size=0)  # the whole batch of 6 is one group
+    with pytest.raises(ConfigError, match='batch size 6 at 4x4: must be a multiple of the 4 devices'):
+        check_replica_batches(phases, replicas=4, group_size=0)
+
+
+def test_asking_for_gpus_on_a_machine_without_any_trains_on_the_cpu(raw, caplog):
+    import logging
+    with caplog.at_level(logging.WARNING, logger='deepzine'):
+        plan = make_plan(dict(raw, gpu_num=[0, 1], batch_size=6, minibatch_group_size=0))
+    assert plan.hardware.replicas == 1 and plan.hardware.gpu_indices == ()
+    assert 'no GPU is visible to TensorFlow, training on the CPU' in caplog.text
 
 
 def test_the_plan_keeps_the_stage_keys_to_save_and_the_log_dir(raw):
     plan = make_plan(raw)
     assert plan.log_dir == raw['log_dir'] and plan.model_directory == raw['log_dir']
-    assert plan.settings['max_filter'] == 16 and plan.settings['train'] is True
-    assert 'inference_output_num' not in plan.settings  # only the train stage's own keys
+    assert plan.recorded_config['max_filter'] == 16 and plan.recorded_config['train'] is True
+    assert 'inference_output_num' not in plan.recorded_config  # only the train stage's own keys

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from deepzine.parameters import ConfigError
 from deepzine.training.checkpoints import read_checkpoint_description, read_checkpoint_position
-from deepzine.training.trainer import TrainingDiverged, train
+from deepzine.errors import TrainingDiverged
+from deepzine.training.trainer import train
 
 from tests.training.helpers import band_pages, make_plan, plan_text, train_config, write_page_hdf5
 
@@ -143,14 +144,15 @@ def test_training_can_start_higher_from_a_lower_resolution_model(finished_run, t
     import shutil
     from deepzine.data.store import PageStore
     from deepzine.model.model_folder import load_model_folder
+    from deepzine.training.starting_point import GROW, load_starting_networks
     from deepzine.training.trainer import Trainer
     folder, raw, _ = finished_run
     shutil.copytree(folder / 'log' / '4', tmp_path / 'log' / '4')
     plan = make_plan(dict(raw, log_dir=str(tmp_path / 'log'), gan_starting_size=8))
+    assert (plan.start.kind, plan.start.phase_index, plan.start.step) == (GROW, 1, 0)
     with PageStore(plan.data.path) as store:
         trainer = Trainer(plan, store)
-        trainer._build()
-        assert trainer._starting_position() == (1, 0)
+        load_starting_networks(plan.start, trainer.models, plan.architecture)
     _, _, saved_ema, saved_discriminator, _ = load_model_folder(str(folder / 'log' / '4'), with_discriminator=True)
     for mine, saved in [(trainer.models.generator_ema, saved_ema), (trainer.models.discriminator, saved_discriminator)]:
         for variable, expected in zip(mine.weights, saved.weights):
