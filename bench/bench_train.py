@@ -67,7 +67,8 @@ def build(size, filters, latent, channels, batch, precision):
     strategy = tf.distribute.get_strategy()
     models = build_training_models(architecture, strategy, 0.001, precision)
     reals = tf.random.uniform([batch, size, size, channels], -1, 1)
-    return architecture, strategy, models, StepState(seed=1), tf.data.Dataset.from_tensors(reals).repeat()
+    batches = tf.data.Dataset.from_tensors((reals, tf.zeros([batch], tf.int32))).repeat()
+    return architecture, strategy, models, StepState(seed=1), batches
 
 
 def time_step(args, size, kind, mode, precision):
@@ -309,7 +310,8 @@ architecture = Architecture(latent_size=128, channels=3, output_size=size,
 strategy = tf.distribute.get_strategy()
 models = build_training_models(architecture, strategy, 0.001, precision)
 state = StepState(seed=1)
-batches = iter(tf.data.Dataset.from_tensors(tf.random.uniform([batch, size, size, 3], -1, 1)).repeat())
+batches = iter(tf.data.Dataset.from_tensors((tf.random.uniform([batch, size, size, 3], -1, 1),
+                                             tf.zeros([batch], tf.int32))).repeat())
 step = make_phase_step(strategy, models, state, StepSettings(latent_size=128), Phase(1, size, 'stable', 100, batch))
 step.get_concrete_function(batches)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -10,6 +10,10 @@ by training at the end of each phase (evaluate_during_training). It writes into
     events.out.tfevents.*        the same numbers as TensorBoard scalars
 
 where <tag> is `step<step>` during training and the local time otherwise.
+A conditional model's generated pages are drawn for the collections of the
+real pages they are compared with, and its SWD JSON also holds the matrix of
+deepzine.evaluation.conditioning: each collection's generated pages against
+each collection's real ones.
 
 Sample sizes: n generated pages against n real pages (set A), and the baseline
 n other real pages (set B, disjoint from A) against the same A, so both numbers
@@ -30,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from deepzine.evaluation import nearest, swd
+from deepzine.evaluation.conditioning import collection_matrix, describe_matrix
 from deepzine.files import write_json
 from deepzine.parameters import ConfigError
 
@@ -56,12 +61,13 @@ def _real_descriptors(store, size, indices, seed_sequence):
     return collector.finish()
 
 
-def _generate(page_generator, latents, swd_num, keep_num, seed_sequence):
-    """Generate one page per latent in batches: descriptors of the first swd_num (or None), uint8 copies of the first keep_num."""
+def _generate(page_generator, latents, collections, swd_num, keep_num, seed_sequence):
+    """Generate one page per latent (and row of `collections`, None: unconditional) in batches: descriptors of the
+    first swd_num (or None), uint8 copies of the first keep_num."""
     from deepzine.sampling.images import to_uint8
     collector = swd.PyramidDescriptors(swd_num, page_generator.size, np.random.default_rng(seed_sequence)) if swd_num else None
     kept = []
-    for start, pages in page_generator.batches(latents, progress_label='generated pages'):
+    for start, pages in page_generator.batches(latents, collections, progress_label='generated pages'):
         pages = to_uint8(pages)
         if collector is not None and start < swd_num:
             collector.add(pages[:swd_num - start])
@@ -83,6 +89,10 @@ def _check_inputs(page_generator, store, size, image_num):
     if image_num and store.page_count < 2:
         raise ConfigError(f'evaluation_image_num={image_num}: the HDF5 holds {store.page_count} page(s); the SWD needs '
                           f'at least 2 (half of them form the real-vs-real baseline)')
+    if page_generator.collection_names and tuple(page_generator.collection_names) != tuple(store.collection_names):
+        raise ConfigError(f'data_hdf5={store.path} holds the collections {", ".join(store.collection_names)}, but the '
+                          f'model was trained on {", ".join(page_generator.collection_names)}: evaluate against the '
+                          f'data it was trained on')
 
 
 def _levels_for_json(result):
@@ -90,13 +100,24 @@ def _levels_for_json(result):
 
 
 def _real_sets(store, size, pair_num, streams):
-    """Descriptors of real set A, and the baseline SWD of a disjoint real set B against A."""
+    """Descriptors of real set A, the baseline SWD of a disjoint real set B against A, and A's page indices."""
     chosen = np.random.default_rng(streams['real_pages']).choice(store.page_count, 2 * pair_num, replace=False)
     real_a, real_b = np.sort(chosen[:pair_num]), np.sort(chosen[pair_num:])
     real_descriptors = _real_descriptors(store, size, real_a, streams['patches'])
     other_descriptors = _real_descriptors(store, size, real_b, streams['patches'])
     baseline = swd.swd_between(other_descriptors, real_descriptors, np.random.default_rng(streams['directions']))
-    return real_descriptors, baseline  # B's descriptors go now: two sets in memory at most
+    return real_descriptors, baseline, real_a  # B's descriptors go now: two sets in memory at most
+
+
+def _generated_collections(page_generator, store, real_indices, count, rng):
+    """The collections to generate `count` pages for: those of the real set A they are compared with, then drawn
+    as the page file holds them (None for an unconditional generator)."""
+    if not page_generator.collection_names:
+        return None
+    numbers = store.collection_numbers
+    drawn = numbers[real_indices] if len(real_indices) else np.zeros(0, np.int64)
+    extra = numbers[rng.choice(store.page_count, max(0, count - len(drawn)))]
+    return page_generator.one_hot(np.concatenate([drawn, extra])[:count])
 
 
 def _swd_report(header, generated_vs_real, real_vs_real, pair_num, image_num, seconds):
@@ -174,6 +195,12 @@ def _write_tensorboard(folder, step, size, swd_report, nearest_report):
             values[f'swd_x1e3_{size}/{comparison}_mean'] = swd_report[comparison]['mean']
             for level_size, value in swd_report[comparison]['levels'].items():
                 values[f'swd_x1e3_{size}/{comparison}_level_{level_size}'] = value
+        matrix = swd_report.get('collections')
+        for row, name in enumerate(matrix['collections'] if matrix else []):
+            values[f'swd_x1e3_{size}_collections/{name}_own'] = matrix['generated_vs_real'][row][row]
+            values[f'swd_x1e3_{size}_collections/{name}_real_vs_real'] = matrix['real_vs_real'][row]
+            for column, other in enumerate(matrix['collections']):
+                values[f'swd_x1e3_{size}_matrix/{name}_vs_{other}'] = matrix['generated_vs_real'][row][column]
     if nearest_report:
         values.update({f'nearest_{size}/{name}': value for name, value in nearest_report['summary'].items() if value is not None})
     events = EventWriter(folder)
@@ -210,21 +237,31 @@ def evaluate_generator(page_generator, store, size, log_dir, step=None, image_nu
     if pair_num < image_num:
         logger.warning('evaluation_image_num=%d: the HDF5 holds %d pages, so the SWD compares %d generated pages with '
                        '%d real ones, and %d real with %d others', image_num, store.page_count, *[pair_num] * 4)
-    real_descriptors, baseline = _real_sets(store, size, pair_num, streams) if pair_num else (None, None)
+    real_descriptors, baseline, real_indices = (_real_sets(store, size, pair_num, streams) if pair_num
+                                                else (None, None, np.zeros(0, np.int64)))
+    count = max(pair_num, memorization_num)
     latents = np.random.default_rng(streams['latents']).standard_normal(
-        (max(pair_num, memorization_num), page_generator.latent_size)).astype(np.float32)
-    generated_descriptors, kept_pages = _generate(page_generator, latents, pair_num, memorization_num, streams['patches'])
+        (count, page_generator.latent_size)).astype(np.float32)
+    collections = _generated_collections(page_generator, store, real_indices, count,
+                                         np.random.default_rng(streams['memorization']))
+    generated_descriptors, kept_pages = _generate(page_generator, latents, collections, pair_num, memorization_num,
+                                                  streams['patches'])
 
     swd_report = nearest_report = None
     if pair_num:
         # the baseline's direction stream again: both comparisons project on identical directions
         generated_vs_real = swd.swd_between(generated_descriptors, real_descriptors, np.random.default_rng(streams['directions']))
         swd_report = _swd_report(header, generated_vs_real, baseline, pair_num, image_num, time.perf_counter() - started)
-        write_json(os.path.join(folder, f'swd_{size}_{tag}.json'), swd_report)
         logger.info('SWD x1e3 at %dpx over %d pages: generated vs real %.2f, real vs real %.2f (levels %s)', size, pair_num,
                     generated_vs_real['mean'], baseline['mean'],
                     ', '.join(f'{level}: {value:.2f}' for level, value in generated_vs_real['levels'].items()))
     del real_descriptors, generated_descriptors
+    if swd_report and page_generator.collection_names:
+        swd_report['collections'] = collection_matrix(page_generator, store, size, image_num, streams)
+        for line in describe_matrix(swd_report['collections']) if swd_report['collections'] else []:
+            logger.info(line)
+    if swd_report:
+        write_json(os.path.join(folder, f'swd_{size}_{tag}.json'), swd_report)
     if memorization_num:
         nearest_report = _check_memorization(header, store, kept_pages, memorization_num,
                                              np.random.default_rng(streams['memorization']), folder, tag)

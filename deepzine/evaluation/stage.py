@@ -16,7 +16,7 @@ import dataclasses
 from deepzine.evaluation.evaluate import metrics_directory
 from deepzine.parameter_groups import (DataFileParameters, EvaluationParameters, ModelFileParameters,
                                        OutputSizeParameters, SampleBatchParameters)
-from deepzine.parameters import Parameter
+from deepzine.parameters import ConfigError, Parameter
 from deepzine.sampling.generation import sampling_model
 from deepzine.stage import Stage
 
@@ -49,6 +49,10 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, OutputSizeP
         data.require_size(self.gan_output_size, 'evaluate')
         model = sampling_model(self.inference_model_directory or self.log_dir, self.inference_model_path,
                                self.gan_output_size, self.pretrained_model, earlier)
+        if model.collection_names and tuple(model.collection_names) != tuple(data.collections):
+            raise ConfigError(f'data_hdf5={data.path} holds the collections {", ".join(data.collections)}, but the '
+                              f'model {model.path} was trained on {", ".join(model.collection_names)}: evaluate '
+                              f'against the data it was trained on')
         return EvaluatePlan(model=model, data=data, metrics_folder=metrics_directory(self.log_dir),
                             log_dir=self.log_dir, image_num=self.evaluation_image_num,
                             memorization_num=self.memorization_check_num, seed=self.evaluation_seed,

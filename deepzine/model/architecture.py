@@ -46,6 +46,7 @@ class Architecture:
     normalize_latent: bool = True     # pixel-norm the latent first (paper); the original DeepZine did not
     minibatch_group_size: int = 4     # 0: the whole batch is one group (the original DeepZine)
     rgb_sizes: tuple = None           # sizes that have toRGB/fromRGB layers; None: all
+    collection_count: int = 1         # collections the networks are conditioned on; 1: unconditional
 
     def __post_init__(self):
         object.__setattr__(self, 'widths', {int(size): int(width) for size, width in self.widths.items()})
@@ -57,11 +58,17 @@ class Architecture:
 
     def __hash__(self):  # widths is a dict: hash its items, so plans holding an Architecture stay hashable
         return hash((self.latent_size, self.channels, self.output_size, tuple(sorted(self.widths.items())),
-                     self.equalized_learning_rate, self.normalize_latent, self.minibatch_group_size, self.rgb_sizes))
+                     self.equalized_learning_rate, self.normalize_latent, self.minibatch_group_size, self.rgb_sizes,
+                     self.collection_count))
 
     @property
     def sizes(self):
         return sizes_between(4, self.output_size)
+
+    @property
+    def conditional(self):
+        """Whether the networks take a collection besides the latent (see deepzine.model.networks)."""
+        return self.collection_count > 1
 
     def to_json(self):
         data = dataclasses.asdict(self)
@@ -71,8 +78,10 @@ class Architecture:
 
     @classmethod
     def from_keys(cls, channels, gan_output_size, latent_size, max_filter, min_filter,
-                  filter_num_reduction_transition_size, equalized_learning_rate, minibatch_group_size, original=False):
-        """From the model keys (deepzine.parameter_groups.ModelParameters) and the data's channel count.
+                  filter_num_reduction_transition_size, equalized_learning_rate, minibatch_group_size, original=False,
+                  collection_count=1):
+        """From the model keys (deepzine.parameter_groups.ModelParameters), the data's channel count and the number
+        of collections to condition on (1: none).
 
         original: the original DeepZine's own network (its `pretrained_model: true`):
         no weight scaling, no latent normalization, the whole batch as one
@@ -85,4 +94,4 @@ class Architecture:
             equalized_learning_rate, minibatch_group_size = False, 0
         return cls(latent_size=latent_size, channels=channels, output_size=gan_output_size, widths=widths,
                    equalized_learning_rate=equalized_learning_rate, normalize_latent=not original,
-                   minibatch_group_size=minibatch_group_size)
+                   minibatch_group_size=minibatch_group_size, collection_count=collection_count)

@@ -6,21 +6,32 @@ from deepzine.files import staged_folder
 
 
 class _ExportedGenerator(tf.Module):
-    def __init__(self, generator, latent_size):
+    def __init__(self, generator, latent_size, collection_names):
         super().__init__()
         self.generator = generator
-        self.generate = tf.function(
-            lambda latents: {'images': tf.cast(self.generator(latents, training=False), tf.float32)},
-            input_signature=[tf.TensorSpec([None, latent_size], tf.float32, name='latents')])
+        if collection_names:
+            self.collection_names = tf.Variable(list(collection_names), trainable=False, name='collection_names')
+            self.generate = tf.function(
+                lambda latents, collections: {'images': tf.cast(self.generator(latents, collections, training=False),
+                                                                tf.float32)},
+                input_signature=[tf.TensorSpec([None, latent_size], tf.float32, name='latents'),
+                                 tf.TensorSpec([None, len(collection_names)], tf.float32, name='collections')])
+        else:
+            self.generate = tf.function(
+                lambda latents: {'images': tf.cast(self.generator(latents, training=False), tf.float32)},
+                input_signature=[tf.TensorSpec([None, latent_size], tf.float32, name='latents')])
 
 
-def export_saved_model(generator, latent_size, path):
+def export_saved_model(generator, latent_size, path, collection_names=()):
     """Write `generator` (latents [N, latent_size] -> images [N,S,S,C] in [-1, 1]) to `path`, atomically.
 
-    Signature `serving_default`: input `latents`, output `images`. Load with
+    Signature `serving_default`: input `latents` (and, for a generator
+    conditioned on collections, `collections` [N, len(collection_names)]:
+    one-hot rows in the order of the module's `collection_names`, or mixtures),
+    output `images`. Load with
     `tf.saved_model.load(path).signatures['serving_default'](latents=z)['images']`.
     """
-    module = _ExportedGenerator(generator, latent_size)
+    module = _ExportedGenerator(generator, latent_size, tuple(collection_names))
     with staged_folder(path) as staging:
         tf.saved_model.save(module, staging, signatures={'serving_default': module.generate})
     return path

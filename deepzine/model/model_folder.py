@@ -2,8 +2,10 @@
 
 Written by training at the end of each resolution and by `convert-legacy`;
 read by inference, interpolation, evaluation and fine-tuning. `model.json`
-holds the format version, the size the model samples at, its Architecture and
-the resolved config of the run that made it; `model.ckpt` (a TF2 object-based
+holds the format version, the size the model samples at, its Architecture,
+the names of the collections of the pages it learned (in the order of a
+conditional model's collection numbers) and the resolved config of the run
+that made it; `model.ckpt` (a TF2 object-based
 checkpoint, index + data files) holds `generator_ema` and, when kept,
 `generator` and `discriminator`.
 """
@@ -28,7 +30,8 @@ def is_model_folder(folder):
     return os.path.isfile(os.path.join(folder, MODEL_JSON))
 
 
-def save_model_folder(folder, architecture, size, generator_ema, generator=None, discriminator=None, config=None):
+def save_model_folder(folder, architecture, size, generator_ema, generator=None, discriminator=None, config=None,
+                      collections=None):
     """Write the folder under a temporary name, then swap it in, so a reader never sees half a model."""
     import tensorflow as tf
     networks = {'generator_ema': generator_ema, 'generator': generator, 'discriminator': discriminator}
@@ -38,7 +41,7 @@ def save_model_folder(folder, architecture, size, generator_ema, generator=None,
         description = {'format_version': FORMAT_VERSION, 'size': size,
                        'architecture': json.loads(architecture.to_json()),
                        'networks': [name for name, net in networks.items() if net is not None],
-                       'config': config or {}}
+                       'collections': list(collections or ()), 'config': config or {}}
         write_json(os.path.join(staging, MODEL_JSON), description)
     return folder
 

@@ -5,6 +5,15 @@ called with the image `size` to run at (a Python int: one trace per phase) and,
 during a fade-in phase, `alpha` (a tensor or tf.Variable, never a Python float).
 The same classes represent the original DeepZine models (`deepzine.model.legacy`):
 no weight scaling, no latent normalization, one minibatch-stddev group.
+
+Conditioning on the collection a page came from (Architecture.collection_count
+above 1) follows StyleGAN2-ADA (Karras et al. 2020): `collections` is a float
+[B, collection_count] row per image (one-hot, or a mixture to travel between
+collections). The generator embeds it with a dense layer, normalises the
+embedding apart from the latent and feeds both to its first layer; the critic
+adds a projection term (Miyato & Koyama 2018): the inner product of its last
+features with an embedding of the collection. With one collection the networks
+are the unconditional ones and `collections` is not needed.
 """
 
 import math
@@ -33,8 +42,13 @@ class Generator(keras.Model):
         super().__init__(**kwargs)
         self.architecture = arch = architecture
         equalized, width = arch.equalized_learning_rate, arch.widths
+        inputs = arch.latent_size
+        if arch.conditional:
+            self.collection_embedding = ScaledDense(arch.collection_count, arch.latent_size, gain=1.0,
+                                                    equalized=equalized, name='collection_embedding')
+            inputs += arch.latent_size
         # The 4x4 block: a dense layer to 4x4 maps (the paper's gain for it is sqrt(2)/4), then a 3x3 conv.
-        self.latent_to_4x4 = ScaledDense(arch.latent_size, 16 * width[4], gain=math.sqrt(2) / 4,
+        self.latent_to_4x4 = ScaledDense(inputs, 16 * width[4], gain=math.sqrt(2) / 4,
                                          equalized=equalized, name='latent_to_4x4')
         self.conv_4x4 = ScaledConv2D(width[4], width[4], 3, equalized=equalized, name='conv_4x4')
         for size in arch.sizes[1:]:
@@ -55,12 +69,25 @@ class Generator(keras.Model):
         x = pixel_norm(leaky_relu(self._layer('conv1', size)(x)))
         return pixel_norm(leaky_relu(self._layer('conv2', size)(x)))
 
-    def features(self, latents, size):
-        """Feature maps at `size` before toRGB."""
+    def _input(self, latents, collections):
+        """What the first layer takes: the (normalised) latent, and for a conditional network the normalised
+        embedding of the collection beside it."""
         arch = self.architecture
         x = tf.cast(latents, self.compute_dtype)
         if arch.normalize_latent:
             x = pixel_norm(x)
+        if arch.conditional:
+            if collections is None:
+                raise ValueError(f'this generator is conditioned on {arch.collection_count} collections: pass '
+                                 f'collections [B, {arch.collection_count}]')
+            embedding = pixel_norm(self.collection_embedding(tf.cast(collections, self.compute_dtype)))
+            x = tf.concat([x, embedding], axis=-1)
+        return x
+
+    def features(self, latents, size, collections=None):
+        """Feature maps at `size` before toRGB."""
+        arch = self.architecture
+        x = self._input(latents, collections)
         x = tf.reshape(self.latent_to_4x4(x), [-1, 4, 4, arch.widths[4]])
         x = pixel_norm(leaky_relu(x))
         x = pixel_norm(leaky_relu(self.conv_4x4(x)))
@@ -68,12 +95,12 @@ class Generator(keras.Model):
             x = self._upscale_block(x, block_size)
         return x
 
-    def call(self, latents, size=None, alpha=None):
+    def call(self, latents, collections=None, size=None, alpha=None):
         size = size or self.architecture.output_size
         _check_size(self.architecture, size, alpha, 'generator')
         if alpha is None:
-            return tf.cast(self._layer('to_rgb', size)(self.features(latents, size)), tf.float32)
-        previous = self.features(latents, size // 2)
+            return tf.cast(self._layer('to_rgb', size)(self.features(latents, size, collections)), tf.float32)
+        previous = self.features(latents, size // 2, collections)
         current = self._upscale_block(previous, size)
         images = lerp(upscale2d(self._layer('to_rgb', size // 2)(previous)), self._layer('to_rgb', size)(current), alpha)
         return tf.cast(images, tf.float32)
@@ -93,6 +120,9 @@ class Discriminator(keras.Model):
             self._add(ScaledConv2D(width[size], width[size // 2], 3, equalized=equalized, name=f'conv2_{size}x{size}'))
         self.conv_4x4 = ScaledConv2D(width[4] + 1, width[4], 3, equalized=equalized, name='conv_4x4')
         self.dense_logit = ScaledDense(16 * width[4], 1, gain=1.0, equalized=equalized, name='dense_logit')
+        if arch.conditional:
+            self.collection_projection = ScaledDense(arch.collection_count, 16 * width[4], gain=1.0,
+                                                     equalized=equalized, name='collection_projection')
 
     _add, _layer = Generator._add, Generator._layer
 
@@ -100,7 +130,7 @@ class Discriminator(keras.Model):
         x = leaky_relu(self._layer('conv1', size)(x))
         return downscale2d(leaky_relu(self._layer('conv2', size)(x)))
 
-    def call(self, images, size=None, alpha=None):
+    def call(self, images, collections=None, size=None, alpha=None):
         arch = self.architecture
         size = size or arch.output_size
         _check_size(arch, size, alpha, 'discriminator')
@@ -115,7 +145,14 @@ class Discriminator(keras.Model):
         x = minibatch_stddev(x, arch.minibatch_group_size)
         x = leaky_relu(self.conv_4x4(x))
         x = tf.reshape(x, [-1, 16 * arch.widths[4]])
-        return tf.cast(self.dense_logit(x), tf.float32)
+        score = self.dense_logit(x)
+        if arch.conditional:
+            if collections is None:
+                raise ValueError(f'this critic is conditioned on {arch.collection_count} collections: pass '
+                                 f'collections [B, {arch.collection_count}]')
+            projection = self.collection_projection(tf.cast(collections, self.compute_dtype))
+            score += tf.reduce_sum(x * projection, axis=-1, keepdims=True) * (1.0 / math.sqrt(16 * arch.widths[4]))
+        return tf.cast(score, tf.float32)
 
 
 def blend_real_images(images, alpha):

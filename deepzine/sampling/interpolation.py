@@ -11,6 +11,14 @@ that run's inference_latents.npy and pick the pages' rows with
 interpolation_latent_rows: [3, 17]. Frames are interpolation_00000.png, ... in
 the run folder, as the original DeepZine named them. Frame counts are defined
 in deepzine.sampling.latent_paths.
+
+With a model conditioned on collections every waypoint carries a collection
+too, and the collection input travels linearly from one waypoint's to the
+next's along with the latent, so the pages drift from one collection into
+another. The waypoints' collections are `interpolation_collections` in turn
+(every collection when unset: the movie tours them), or, for waypoints read
+from a latents file, the collections saved beside it (deepzine.sampling.generation).
+A smooth walk tours the collections over its whole length.
 """
 
 import dataclasses
@@ -20,8 +28,9 @@ import os
 from deepzine.parameter_groups import ModelFileParameters, OutputSizeParameters, SampleOutputParameters, SeedParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive
 from deepzine.sampling import latent_paths, movie
-from deepzine.sampling.generation import (check_latents_file, next_run_folder, numbered_name, read_latents_file,
-                                          sampling_model, write_numbered_images)
+from deepzine.sampling.generation import (check_collection_names, check_latents_file, next_run_folder, numbered_name,
+                                          read_collections_file, read_latents_file, sampling_model,
+                                          write_numbered_images)
 from deepzine.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -76,6 +85,7 @@ class InterpolationPlan:
     random_seed: object
     contrast_stretch: bool
     movie: object                 # MovieSettings, or None
+    collections: object           # the waypoints' collections, in turn (None: as saved with the latents, or all)
 
     def frame_count_description(self):
         if self.method == 'smooth':
@@ -114,6 +124,7 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
     movie_crf = Parameter(movie.DEFAULT_CRF, 'int', 'constant rate factor: 0 lossless, 18 visually lossless, 51 worst (not for gif)', check=_crf_range)
     movie_size = Parameter(None, 'int', 'longer side of the movie in pixels, even (pages are square: its width and height); '
                            f'nearest-neighbour upscale; None: a whole multiple of the model size, at least {movie.AUTOMATIC_MIN_SIZE}', check=_even_positive)
+    interpolation_collections = Parameter(None, 'list', 'a conditional model\'s collections for the waypoints, in turn, e.g. [manuals, music, cards]: the movie drifts from one to the next; None: those saved with interpolation_latents, else every collection (a tour)')
 
     def validate(self, earlier):
         if self.interpolation_method == 'smooth' and self.interpolation_latents:
@@ -128,6 +139,8 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
         run_folder = next_run_folder(self.inference_output_directory, earlier)
         model = sampling_model(self.inference_model_directory or self.log_dir, self.inference_model_path,
                                self.gan_output_size, self.pretrained_model, earlier)
+        if self.interpolation_collections is not None and model.collection_names is not None:
+            check_collection_names('interpolation_collections', self.interpolation_collections, model.collection_names)
         return InterpolationPlan(
             model=model, run_folder=run_folder, method=self.interpolation_method,
             waypoints_file=self.interpolation_latents,
@@ -138,7 +151,8 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
             smooth_duration_sec=self.interpolation_duration_sec, smoothing_sec=self.interpolation_smoothing_sec,
             fps=self.movie_fps, batch_size=self.inference_batch_size,
             random_seed=self.random_seed, contrast_stretch=self.contrast_stretch,
-            movie=self._movie(run_folder) if self.export_movie else None)
+            movie=self._movie(run_folder) if self.export_movie else None,
+            collections=tuple(self.interpolation_collections) if self.interpolation_collections else None)
 
     def _movie(self, run_folder):
         path = self.movie_path or os.path.join(run_folder, 'interpolation.mp4')
@@ -153,6 +167,9 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
         lines = [f'load {plan.model.describe()}',
                  f'render {plan.frame_count_description()}, {seed}, batches of {plan.batch_size}',
                  f'write {first} ...']
+        if plan.model.collection_names:
+            tour = ', '.join(plan.collections or ('as saved with the latents' if plan.waypoints_file else 'every one',))
+            lines.insert(2, f'the collection travels with the latent, waypoint by waypoint: {tour}')
         if plan.movie:
             size = 'automatic size' if plan.movie.size is None else f'{plan.movie.size}px'
             lines.append(f'encode {plan.movie.path} ({plan.movie.codec}, crf {plan.movie.crf}, {plan.movie.fps} fps, {size})')
@@ -164,9 +181,9 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
     def run(self, plan):
         from deepzine.model.loading import load_generator
         generator = load_generator(plan.model, plan.batch_size)
-        latents = frame_latents(plan, generator.latent_size)
+        latents, collections = frame_latents(plan, generator)
         frame_paths, _ = write_numbered_images(generator, latents, plan.run_folder, FRAME_PREFIX, FRAME_FORMAT,
-                                               plan.contrast_stretch)
+                                               plan.contrast_stretch, collections=collections)
         logger.info('interpolation: wrote %d frames to %s', len(frame_paths), plan.run_folder)
         if plan.movie:
             movie.write_movie(frame_paths, plan.movie.path, fps=plan.movie.fps, codec=plan.movie.codec,
@@ -174,15 +191,31 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
         return frame_paths
 
 
-def frame_latents(plan, latent_size):
-    """The latents of every frame, float32 [frame_count, latent_size]."""
+def frame_latents(plan, generator):
+    """(latents float32 [frame_count, latent_size], collections float32 [frame_count, collection_count] or None for an
+    unconditional generator) of every frame."""
+    latent_size, names = generator.latent_size, generator.collection_names
+    tour = check_collection_names('interpolation_collections', plan.collections, names) if names or plan.collections else ()
     random_generator = latent_paths.make_random_generator(plan.random_seed)
     if plan.method == 'smooth':
-        return latent_paths.smooth_loop_walk(latent_paths.smooth_frame_count(plan.smooth_duration_sec, plan.fps),
-                                             latent_size, plan.smoothing_sec * plan.fps, random_generator)
+        latents = latent_paths.smooth_loop_walk(latent_paths.smooth_frame_count(plan.smooth_duration_sec, plan.fps),
+                                                latent_size, plan.smoothing_sec * plan.fps, random_generator)
+        return latents, (latent_paths.looping_tour(_rows(generator, tour), len(latents)) if names else None)
+    saved = None
     if plan.waypoints_file:
         waypoints = read_latents_file('interpolation_latents', plan.waypoints_file, latent_size, minimum_count=2,
                                       rows=plan.waypoint_rows, rows_key='interpolation_latent_rows')
+        saved = read_collections_file(plan.waypoints_file, names, 'interpolation_latents', plan.waypoint_rows)
     else:
         waypoints = latent_paths.standard_normal_latents(plan.waypoint_count, latent_size, random_generator)
-    return latent_paths.waypoint_path(waypoints, plan.frames_per_segment, plan.method, plan.loop)
+    latents = latent_paths.waypoint_path(waypoints, plan.frames_per_segment, plan.method, plan.loop)
+    if not names:
+        return latents, None
+    visited = saved if saved and plan.collections is None else [tour[index % len(tour)] for index in range(len(waypoints))]
+    collections = latent_paths.waypoint_path(_rows(generator, visited), plan.frames_per_segment, 'linear', plan.loop)
+    return latents, collections
+
+
+def _rows(generator, names):
+    """One-hot rows of the collections `names` of a conditional generator."""
+    return generator.one_hot([generator.collection_names.index(name) for name in names])

@@ -158,3 +158,14 @@ def smooth_loop_walk(frame_count, latent_size, smoothing_frames, random_generato
     if root_mean_square > 0:
         smoothed /= root_mean_square
     return smoothed.astype(np.float32)
+
+
+def looping_tour(waypoints, frame_count):
+    """`frame_count` points going linearly from each waypoint to the next and from the last back to the first, each
+    segment an equal share of the frames: float32 [frame_count, width]. How a smooth walk's collection travels."""
+    waypoints = np.asarray(waypoints, np.float64)
+    position = np.arange(frame_count) * len(waypoints) / frame_count
+    start = np.floor(position).astype(int)
+    fraction = (position - start)[:, None]
+    return ((1.0 - fraction) * waypoints[start % len(waypoints)]
+            + fraction * waypoints[(start + 1) % len(waypoints)]).astype(np.float32)

@@ -52,10 +52,11 @@ def checkpoint_directory(log_dir):
     return os.path.join(log_dir, CHECKPOINT_FOLDER)
 
 
-def run_description(settings, channels, architecture):
-    """What identifies a run: the format version, the train stage's keys, the data's channels and the networks."""
+def run_description(settings, channels, architecture, collections=None):
+    """What identifies a run: the format version, the train stage's keys, the data's channels and collections (their
+    names, in the order of the networks' collection numbers) and the networks."""
     return {'format_version': FORMAT_VERSION, 'channels': channels, 'config': dict(settings),
-            'architecture': json.loads(architecture.to_json())}
+            'architecture': json.loads(architecture.to_json()), 'collections': list(collections or ())}
 
 
 def read_run_config(log_dir):
@@ -94,7 +95,7 @@ def architecture_differences(saved, current):
     """['max_filter widths: saved {...}, now {...}', ...] for every field of two Architectures that differs."""
     return [f'{name}: saved {getattr(saved, name)!r}, now {getattr(current, name)!r}'
             for name in ('latent_size', 'channels', 'output_size', 'widths', 'equalized_learning_rate',
-                         'normalize_latent', 'minibatch_group_size', 'rgb_sizes')
+                         'normalize_latent', 'minibatch_group_size', 'rgb_sizes', 'collection_count')
             if getattr(saved, name) != getattr(current, name)]
 
 

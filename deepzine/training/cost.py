@@ -37,7 +37,11 @@ WORKSPACE_FRACTION = 0.35            # of the activations: the backward's transi
 def generator_layers(architecture, size, fading):
     """The generator's conv/dense layers run at `size` (with the previous toRGB while fading), input to output."""
     width, latent = architecture.widths, architecture.latent_size
-    layers = [Layer('latent_to_4x4', latent, 16 * width[4], 1, 1, False), Layer('conv_4x4', width[4], width[4], 3, 16, True)]
+    layers = []
+    if architecture.conditional:  # the collection's embedding joins the latent (deepzine.model.networks)
+        layers.append(Layer('collection_embedding', architecture.collection_count, latent, 1, 1, False))
+        latent *= 2
+    layers += [Layer('latent_to_4x4', latent, 16 * width[4], 1, 1, False), Layer('conv_4x4', width[4], width[4], 3, 16, True)]
     for block in architecture.sizes[1:architecture.sizes.index(size) + 1]:
         layers.append(Layer(f'conv1_{block}', width[block // 2], width[block], 3, block * block, True))
         layers.append(Layer(f'conv2_{block}', width[block], width[block], 3, block * block, True))
@@ -57,7 +61,10 @@ def discriminator_layers(architecture, size, fading):
         layers.append(Layer(f'conv1_{block}', width[block], width[block], 3, block * block, True))
         layers.append(Layer(f'conv2_{block}', width[block], width[block // 2], 3, block * block, True))
     # + 1 input map: the minibatch standard deviation
-    layers += [Layer('conv_4x4', width[4] + 1, width[4], 3, 16, True), Layer('dense_logit', 16 * width[4], 1, 1, 1, True)]
+    layers.append(Layer('conv_4x4', width[4] + 1, width[4], 3, 16, True))
+    if architecture.conditional:  # the projection term's embedding of the collection
+        layers.append(Layer('collection_projection', architecture.collection_count, 16 * width[4], 1, 1, False))
+    layers.append(Layer('dense_logit', 16 * width[4], 1, 1, 1, True))
     return layers
 
 

@@ -19,6 +19,7 @@ class Forecast:
     estimate: object              # deepzine.training.speed.TimeEstimate of the same phases
     disk_needed_bytes: int        # checkpoints kept, model folders and the exported generator
     disk_free_bytes: int          # on the disk of log_dir, when the plan was made
+    conditioning: object = None   # RunCost of the same networks unconditioned, to show what conditioning adds
 
     @property
     def disk_is_short(self):
@@ -42,8 +43,12 @@ def make_forecast(architecture, phases, hardware, discriminator_updates, generat
     """
     from deepzine.training.speed import estimate_time
     cost = run_cost(architecture, phases, discriminator_updates, generator_updates, hardware.mixed_precision)
+    unconditioned = None
+    if architecture.conditional:
+        unconditioned = run_cost(dataclasses.replace(architecture, collection_count=1), phases, discriminator_updates,
+                                 generator_updates, hardware.mixed_precision)
     estimate = estimate_time(cost, jit_compile=hardware.jit_compile, devices=hardware.replicas,
                              save_interval_steps=save_interval_steps, xla_on_gpus=xla_on_gpus)
     kept = checkpoints.CHECKPOINTS_TO_KEEP + (checkpoints.HEALTHY_CHECKPOINTS_KEPT if guarded else 0)
     model_folders = len({phase.size for phase in phases if not phase.fading})
-    return Forecast(cost, estimate, disk_bytes(cost, kept, model_folders), free_disk_bytes(log_dir))
+    return Forecast(cost, estimate, disk_bytes(cost, kept, model_folders), free_disk_bytes(log_dir), unconditioned)

@@ -2,17 +2,20 @@
 
 Every function returns per-image values [B]; the caller averages them over the
 global batch (`tf.nn.compute_average_loss`), which is what makes the loss the
-same on one device and on several.
+same on one device and on several. `collections` [B, collection_count] is each
+image's collection for a conditional critic (None for an unconditional one);
+real, generated and interpolated images of one index share it, so the gradient
+penalty is taken of the conditioned score, as StyleGAN2-ADA does.
 """
 
 import tensorflow as tf
 
 
-def _scores(discriminator, images, size, alpha):
-    return tf.reshape(discriminator(images, size=size, alpha=alpha), [-1])
+def _scores(discriminator, images, collections, size, alpha):
+    return tf.reshape(discriminator(images, collections, size=size, alpha=alpha), [-1])
 
 
-def gradient_penalty(discriminator, reals, fakes, epsilon, size, alpha, inner_loss_scale=None):
+def gradient_penalty(discriminator, reals, fakes, collections, epsilon, size, alpha, inner_loss_scale=None):
     """(|grad_x D(x)| - 1)^2 at x on the line between each real and fake image, per image.
 
     The inner tape's target is the unreduced score vector (its gradient is the
@@ -25,7 +28,7 @@ def gradient_penalty(discriminator, reals, fakes, epsilon, size, alpha, inner_lo
     interpolates = reals + epsilon * (fakes - reals)
     with tf.GradientTape() as inner_tape:
         inner_tape.watch(interpolates)
-        scores = _scores(discriminator, interpolates, size, alpha)
+        scores = _scores(discriminator, interpolates, collections, size, alpha)
         if inner_loss_scale is not None:
             scores = scores * tf.cast(inner_loss_scale, scores.dtype)
     gradients = inner_tape.gradient(scores, interpolates)
@@ -36,21 +39,21 @@ def gradient_penalty(discriminator, reals, fakes, epsilon, size, alpha, inner_lo
     return tf.square(slopes - 1.0)
 
 
-def discriminator_loss_terms(discriminator, reals, fakes, epsilon, size, alpha, gradient_penalty_weight, drift_weight,
-                             inner_loss_scale=None):
+def discriminator_loss_terms(discriminator, reals, fakes, collections, epsilon, size, alpha, gradient_penalty_weight,
+                             drift_weight, inner_loss_scale=None):
     """Per-image critic loss D(fake) - D(real) + weight * GP + drift * D(real)^2, and its parts for logging.
 
     Returns a dict of [B] tensors: `loss`, `wasserstein` (D(real) - D(fake),
     the critic's distance estimate), `gradient_penalty` and `drift` (D(real)^2).
     """
-    real_scores = _scores(discriminator, reals, size, alpha)
-    fake_scores = _scores(discriminator, fakes, size, alpha)
-    penalty = gradient_penalty(discriminator, reals, fakes, epsilon, size, alpha, inner_loss_scale)
+    real_scores = _scores(discriminator, reals, collections, size, alpha)
+    fake_scores = _scores(discriminator, fakes, collections, size, alpha)
+    penalty = gradient_penalty(discriminator, reals, fakes, collections, epsilon, size, alpha, inner_loss_scale)
     drift = tf.square(real_scores)
     loss = fake_scores - real_scores + gradient_penalty_weight * penalty + drift_weight * drift
     return {'loss': loss, 'wasserstein': real_scores - fake_scores, 'gradient_penalty': penalty, 'drift': drift}
 
 
-def generator_loss_terms(discriminator, fakes, size, alpha):
-    """Per-image generator loss -D(G(z))."""
-    return -_scores(discriminator, fakes, size, alpha)
+def generator_loss_terms(discriminator, fakes, collections, size, alpha):
+    """Per-image generator loss -D(G(z, c), c)."""
+    return -_scores(discriminator, fakes, collections, size, alpha)

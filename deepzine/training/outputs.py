@@ -4,12 +4,15 @@ Sample grids go to `samples_dir/samples_<size>[_Transition]/` (the original
 DeepZine's folder names; the files in them differ): `step_<step>.png` from the fixed sample latents through the EMA
 generator, and the real pages the critic sees - `reals.png` once per stable
 phase, `reals_step_<step>.png` at every sample during a fade-in, where the
-blend changes. TensorBoard events go to `log_dir/tensorboard/`, with the
-global step (steps since the run began) on the x axis.
+blend changes. A conditional run's grids have a row per collection, the real
+grid that collection's pages. TensorBoard events go to `log_dir/tensorboard/`,
+with the global step (steps since the run began) on the x axis.
 """
 
 import logging
 import os
+
+import numpy as np
 
 from deepzine.sampling.images import grid, save_grid
 from deepzine.tensorboard import EventWriter
@@ -18,6 +21,22 @@ logger = logging.getLogger(__name__)
 
 TENSORBOARD_FOLDER = 'tensorboard'
 SAMPLE_GRID_IMAGES = 16
+SAMPLE_ROW_LEAST_IMAGES = 4
+
+
+def sample_grid_layout(collection_count):
+    """(pages per collection, columns) of a sample grid: 16 pages in rows of 4 for one collection, a row per
+    collection otherwise (16 pages shared out, at least 4 a row)."""
+    if collection_count == 1:
+        return SAMPLE_GRID_IMAGES, 4
+    per_collection = max(SAMPLE_ROW_LEAST_IMAGES, SAMPLE_GRID_IMAGES // collection_count)
+    return per_collection, per_collection
+
+
+def sample_collections(collection_count):
+    """The collection number of each page of a sample grid, row by row: [0, 0, ..., 1, 1, ...]."""
+    per_collection, _ = sample_grid_layout(collection_count)
+    return np.repeat(np.arange(collection_count), per_collection)
 SCALAR_NAMES = {'discriminator_loss': 'loss/discriminator', 'generator_loss': 'loss/generator',
                 'wasserstein': 'loss/wasserstein_estimate', 'gradient_penalty': 'loss/gradient_penalty',
                 'drift': 'loss/drift'}
@@ -75,27 +94,30 @@ class TrainingOutputs:
     @staticmethod
     def sample_pages(phase, generator_ema, sample_latents, alpha, real_images):
         """(generated, real) pages of one sample grid, float [N, S, S, C] in [-1, 1]: the EMA generator's from the
-        fixed latents, and the real ones as the critic sees them (blended during a fade-in). Every worker makes them:
-        the collapse guard judges them, and all workers must take the same decisions."""
+        fixed latents (for the collections of sample_collections), and the real ones as the critic sees them (blended
+        during a fade-in). Every worker makes them: the collapse guard judges them, and all workers must take the
+        same decisions."""
         import tensorflow as tf
         from deepzine.model.networks import blend_real_images
         alpha_tensor = tf.constant(alpha, tf.float32) if phase.fading else None
-        fakes = generator_ema(sample_latents, size=phase.size, alpha=alpha_tensor).numpy()
+        count = generator_ema.architecture.collection_count
+        collections = tf.one_hot(sample_collections(count), count)
+        fakes = generator_ema(sample_latents, collections, size=phase.size, alpha=alpha_tensor).numpy()
         reals = blend_real_images(tf.constant(real_images), alpha_tensor).numpy() if phase.fading else real_images
         return fakes, reals
 
-    def write_samples(self, phase, step, global_step, fakes, reals):
+    def write_samples(self, phase, step, global_step, fakes, reals, columns=4):
         """The generated grid and the reals grid (one per sample during a fade-in, where the blend changes); paths."""
         if not self.chief:
             return []
         folder = self.phase_folder(phase)
-        written = [save_grid(fakes, os.path.join(folder, f'step_{step:06d}.png'))]
+        written = [save_grid(fakes, os.path.join(folder, f'step_{step:06d}.png'), columns)]
         if phase.fading:
-            written.append(save_grid(reals, os.path.join(folder, f'reals_step_{step:06d}.png')))
+            written.append(save_grid(reals, os.path.join(folder, f'reals_step_{step:06d}.png'), columns))
         elif not os.path.exists(os.path.join(folder, 'reals.png')):
-            written.append(save_grid(reals, os.path.join(folder, 'reals.png')))
-        self.events.image(f'samples/{phase.folder_name}', grid(fakes), global_step)
-        self.events.image(f'reals/{phase.folder_name}', grid(reals), global_step)
+            written.append(save_grid(reals, os.path.join(folder, 'reals.png'), columns))
+        self.events.image(f'samples/{phase.folder_name}', grid(fakes, columns), global_step)
+        self.events.image(f'reals/{phase.folder_name}', grid(reals, columns), global_step)
         return written
 
     def close(self):

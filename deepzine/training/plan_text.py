@@ -25,7 +25,8 @@ def describe_train_plan(plan):
              f'{automatic} beta1 0 beta2 0.99, EMA {plan.generator_ema_beta}',
              f'on {hardware.description}: XLA {"on" if hardware.jit_compile else "off"}, precision '
              f'{hardware.mixed_precision} ({hardware.precision_reason})',
-             plan.start.describe(plan.phases)]
+             plan.start.describe(plan.phases),
+             describe_collections(plan)]
     if plan.forecast is None:
         lines.append(f'every phase is already trained in {plan.log_dir}')
     else:
@@ -46,6 +47,30 @@ def describe_train_plan(plan):
         lines.append(f'at each phase end: evaluate {plan.evaluation.image_num} pages (SWD) and '
                      f'{plan.evaluation.memorization_num} (memorization) into {plan.log_dir}/metrics')
     return lines
+
+
+def describe_collections(plan):
+    """One line: the page file's collections with their page counts, whether the networks are conditioned on them,
+    what that costs, and how training draws them."""
+    data, architecture = plan.data, plan.architecture
+    counts = data.collection_page_counts or (None,) * len(data.collections)
+    listed = ', '.join(name if count is None else f'{name} ({count:,} pages)'
+                       for name, count in zip(data.collections, counts))
+    if len(data.collections) == 1:
+        return f'one collection: {listed}'
+    drawn = 'each collection equally often' if plan.collection_balance else 'each collection as often as its pages'
+    if not architecture.conditional:
+        return (f'{len(data.collections)} collections: {listed}; the networks are not conditioned on them, so they '
+                f'learn every collection\'s pages together; drawn {drawn}')
+    line = f'{len(data.collections)} collections: {listed}; conditional (a page is drawn for a collection); {drawn}'
+    unconditioned = plan.forecast and plan.forecast.conditioning
+    if unconditioned:
+        cost = plan.forecast.cost
+        extra = (cost.generator_parameters + cost.discriminator_parameters
+                 - unconditioned.generator_parameters - unconditioned.discriminator_parameters)
+        share = cost.gflop / unconditioned.gflop - 1
+        line += f'; conditioning adds {extra:,} parameters and {share:.2%} of the arithmetic'
+    return line
 
 
 def describe_forecast(forecast, log_dir):

@@ -1,6 +1,6 @@
 """How long a run will take: a short measurement on this machine, and estimates for common GPUs.
 
-    estimate = estimate_time(cost, jit_compile=None, mixed_precision='float32', devices=1)
+    estimate = estimate_time(cost, jit_compile=False, devices=1)   # the plan's Hardware gives jit_compile
     print('\\n'.join(describe_time(estimate, cost)))
 
 `cost` is deepzine.training.cost.run_cost(...). TensorFlow is imported by
@@ -186,7 +186,8 @@ def measure_small_step(cost, jit_compile=False):
     strategy = tf.distribute.get_strategy()
     models = build_training_models(_four_by_four(architecture), strategy, 0.001, cost.mixed_precision)
     state = StepState(seed=0)
-    batches = iter(tf.data.Dataset.from_tensors(tf.zeros([batch_size, 4, 4, architecture.channels])).repeat())
+    pages = tf.zeros([batch_size, 4, 4, architecture.channels])
+    batches = iter(tf.data.Dataset.from_tensors((pages, tf.zeros([batch_size], tf.int32))).repeat())
     settings = StepSettings(latent_size=architecture.latent_size, discriminator_updates=cost.discriminator_updates,
                             generator_updates=cost.generator_updates, jit_compile=bool(jit_compile))
     step = make_phase_step(strategy, models, state, settings, Phase(0, 4, 'stable', 10 ** 9, batch_size))
@@ -211,7 +212,7 @@ _HOST_SPEED = {}    # (precision, jit_compile, updates) -> MachineSpeed of the f
 _LAYER_GFLOPS = {}  # (size, width, precision) -> GFLOP/s
 
 
-def machine_speed(cost, jit_compile=None):
+def machine_speed(cost, jit_compile=False):
     """`measure_machine`, reusing what this process has measured already.
 
     The dry-run and the start of training both estimate, and a process that
@@ -236,10 +237,10 @@ def machine_speed(cost, jit_compile=None):
     return dataclasses.replace(_HOST_SPEED[host_key], layer_gflops=rates)
 
 
-def measure_machine(cost, jit_compile=None):
+def measure_machine(cost, jit_compile=False):
     """The few-second measurement `estimate_time` rests on (see the module docstring).
 
-    `jit_compile`: None: XLA when TensorFlow sees a GPU, as the train stage decides.
+    `jit_compile`: whether the step is compiled with XLA (the plan's Hardware decides).
     """
     from deepzine.training.cost import phase_cost
     from deepzine.training.schedule import Phase
@@ -249,8 +250,6 @@ def measure_machine(cost, jit_compile=None):
     import_sec = None if imported else time.perf_counter() - start
     start = time.perf_counter()
     on_gpu = bool(tf.config.list_physical_devices('GPU'))
-    if jit_compile is None:
-        jit_compile = on_gpu
     sizes = sorted({size for phase in cost.phases for size, _ in phase.flop_by_size} | {4})
     layer_gflops = measure_layer_gflops(cost.architecture, sizes, cost.mixed_precision)
     first_call_sec, step_sec = measure_small_step(cost, jit_compile)
@@ -292,13 +291,13 @@ def _run_startup_sec(cost, machine, trace_factor):
             + _export_sec(cost, machine, trace_factor))
 
 
-def estimate_time(cost, jit_compile=None, mixed_precision=None, devices=1, machine=None, save_interval_steps=None,
+def estimate_time(cost, jit_compile=False, mixed_precision=None, devices=1, machine=None, save_interval_steps=None,
                   xla_on_gpus=None):
     """Measure this machine (a few seconds) and estimate the run's time there and on GPU_MODELS.
 
-    `jit_compile`: XLA here (None: off on a CPU, on with a GPU). `xla_on_gpus`:
-    whether the GPU estimates assume XLA (None: unless jit_compile is False;
-    the train stage passes whether its key would switch XLA on there). `mixed_precision`: must
+    `jit_compile`: XLA here (the plan's Hardware decides). `xla_on_gpus`:
+    whether the GPU estimates assume XLA (None: as jit_compile; the train
+    stage passes whether its key would switch XLA on there). `mixed_precision`: must
     be the cost's (None: the cost's). `devices`: devices training together
     (the batch is assumed to split perfectly). `machine`: a MachineSpeed to
     reuse instead of measuring (else measured once per process and shape). `save_interval_steps`: adds the periodic
@@ -315,7 +314,7 @@ def estimate_time(cost, jit_compile=None, mixed_precision=None, devices=1, machi
 
     phases = _phase_times(cost, machine, here, 1.0, save_interval_steps)
     if xla_on_gpus is None:
-        xla_on_gpus = jit_compile is not False
+        xla_on_gpus = jit_compile
     gpu_trace_factor = XLA_TRACE_FACTOR if xla_on_gpus else 1.0
     gpu_seconds = {}
     for gpu in GPU_MODELS:

@@ -45,7 +45,8 @@ class EvaluationSettings:
 class TrainPlan:
     """Everything a training run needs, worked out once from the keys and the files already on disk; the trainer
     reads nothing else."""
-    data: object                  # deepzine.data.store.PageFileFacts of the pages read
+    data: object                  # deepzine.data.store.PageFileFacts of the pages read (and their collections)
+    collection_balance: bool      # draw each collection equally often (else in proportion to its pages)
     log_dir: str
     samples_dir: str
     architecture: Architecture    # the networks trained (a resumed or fine-tuned run's own)
@@ -87,6 +88,11 @@ class TrainPlan:
         return schedule.phases_from(self.phases, self.start.phase_index, self.start.step)
 
     @property
+    def model_collections(self):
+        """The collections the trained models are conditioned on (() when they are not), for stages that sample."""
+        return tuple(self.data.collections) if self.architecture.conditional else ()
+
+    @property
     def model_directory(self):
         """Where the model of each size goes (<log_dir>/<size>/), for stages that sample after training."""
         return self.log_dir
@@ -122,6 +128,10 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
     generator_ema_beta = Parameter(0.999, 'float', 'exponential moving average of the generator weights per step; the average makes samples, model folders and the export (0: none, as the original)', check=_below_one)
     reset_optimizer_on_growth = Parameter(True, 'bool', 'zero Adam\'s moments at the start of every phase after the first, as the paper\'s code does')
 
+    # Several collections in one model
+    conditional = Parameter(None, 'bool', 'condition the networks on the collection each page came from, so pages can be asked for by collection; None: whenever data_hdf5 holds more than one collection')
+    collection_balance = Parameter(False, 'bool', 'draw each collection equally often in training; false: in proportion to its pages')
+
     # Training that heals itself
     collapse_guard = Parameter(True, 'bool', 'watch losses, samples and weights; on divergence, NaN or collapsed samples roll back to the newest healthy checkpoint with a lower learning rate (false: a NaN stops training)')
     collapse_retries = Parameter(4, 'int', 'roll-backs allowed in one phase before training stops at the newest healthy checkpoint (0: stop at the first alarm)', check=non_negative)
@@ -155,13 +165,17 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
         configured = Architecture.from_keys(
             data.channels, self.gan_output_size, self.latent_size, self.max_filter, self.min_filter,
             self.filter_num_reduction_transition_size, self.equalized_learning_rate, self.minibatch_group_size,
-            original=self.pretrained_model)
+            original=self.pretrained_model, collection_count=self._collection_count(data))
         phases = tuple(schedule.build_phases(self.gan_output_size, self.iterations_per_stage, self.batch_size,
                                              self.batch_size_reduction_transition_size, self.reduced_batch_size,
                                              self.batch_sizes, self.images_per_phase))
         start, architecture = find_starting_point(
-            self.log_dir, phases, self.gan_starting_size, configured, data.channels, self.pretrained_model, settings,
-            guard=(data.channels, self.gradient_penalty_weight) if self.collapse_guard else None)
+            self.log_dir, phases, self.gan_starting_size, configured, data, self.pretrained_model, settings,
+            guard=(data.channels, self.gradient_penalty_weight) if self.collapse_guard else None,
+            conditional=self.conditional)
+        if self.conditional and not architecture.conditional:
+            raise ConfigError(f'conditional=true: {start.describe(phases)} keeps the networks of that model, which '
+                              f'are unconditional; leave conditional unset to train it on every collection together')
         hardware = resolve_hardware(self.gpu_num, self.jit_compile, self.mixed_precision)
         left = schedule.phases_from(phases, start.phase_index, start.step)
         schedule.check_replica_batches(left, hardware.replicas, architecture.minibatch_group_size)
@@ -173,7 +187,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
                                      self.model_save_interval_steps, self.collapse_guard, self.log_dir,
                                      xla_on_gpus=self.jit_compile is not False)
         return TrainPlan(
-            data=data, log_dir=self.log_dir, samples_dir=self.samples_dir, architecture=architecture, phases=phases,
+            data=data, collection_balance=self.collection_balance, log_dir=self.log_dir, samples_dir=self.samples_dir, architecture=architecture, phases=phases,
             start=start, hardware=hardware, learning_rate=learning_rate, learning_rate_automatic=automatic,
             gradient_penalty_weight=self.gradient_penalty_weight, drift_weight=self.drift_weight,
             discriminator_updates=self.discriminator_updates, generator_updates=self.generator_updates,
@@ -186,6 +200,18 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
             evaluation=(EvaluationSettings(self.evaluation_image_num, self.memorization_check_num, self.evaluation_seed)
                         if self.evaluate_during_training else None),
             forecast=forecast, recorded_config=settings)
+
+    def _collection_count(self, data):
+        """Collections the configured networks are conditioned on: 1 (none) unless `conditional` says otherwise or
+        the page file holds several."""
+        count = len(data.collections)
+        if self.conditional and count < 2:
+            raise ConfigError(f'conditional=true: data_hdf5={data.path} holds one collection '
+                              f'({data.collections[0]}); a conditional model needs at least two')
+        if self.collection_balance and count < 2:
+            raise ConfigError(f'collection_balance=true: data_hdf5={data.path} holds one collection '
+                              f'({data.collections[0]}): there is nothing to balance')
+        return count if self.conditional is not False and count > 1 else 1
 
     def _page_file(self, earlier):
         """What the pages to train on look like: from the load_data stage of this run, or from the file on disk."""

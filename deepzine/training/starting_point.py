@@ -63,13 +63,19 @@ class StartingPoint:
         return 'start from scratch at 4x4'
 
 
-def _check_channels(folder, architecture, channels):
-    if architecture.channels != channels:
-        raise ConfigError(f'{folder}: the model makes {architecture.channels}-channel pages but the page file holds '
-                          f'{channels}-channel pages; pack the data with channels: {architecture.channels}')
+def check_model_fits_data(where, architecture, collections, data):
+    """ConfigError unless a model (of `architecture`, trained on `collections`, None when not recorded) can train on
+    the page file `data` (deepzine.data.store.PageFileFacts): its channels, and a conditional model's collections."""
+    if architecture.channels != data.channels:
+        raise ConfigError(f'{where}: the model makes {architecture.channels}-channel pages but the page file holds '
+                          f'{data.channels}-channel pages; pack the data with channels: {architecture.channels}')
+    if architecture.conditional and tuple(collections or ()) != tuple(data.collections):
+        raise ConfigError(f'{where}: the model was trained on the collections {", ".join(collections or ["?"])}, but '
+                          f'data_hdf5={data.path} holds {", ".join(data.collections)}; train it on a page file of '
+                          f'the same collections, or use a new log_dir')
 
 
-def _fine_tuning(folder, channels, pretrained_model):
+def _fine_tuning(folder, data, pretrained_model):
     """(folder, architecture, original?) for fine-tuning the model in `folder`, or None when it holds none."""
     if is_model_folder(folder) and not pretrained_model:
         description = read_model_json(folder)
@@ -77,7 +83,7 @@ def _fine_tuning(folder, channels, pretrained_model):
             raise ConfigError(f'{folder}: this model was saved without its discriminator (a sampling-only model), '
                               f'so it cannot be fine-tuned')
         architecture = Architecture(**description['architecture'])
-        _check_channels(folder, architecture, channels)
+        check_model_fits_data(folder, architecture, description.get('collections'), data)
         return folder, architecture, False
     original = next((place for place in (folder, folder + ORIGINAL_FOLDER_SUFFIX) if is_legacy_checkpoint(place)), None)
     if original is None:
@@ -86,7 +92,7 @@ def _fine_tuning(folder, channels, pretrained_model):
         raise ConfigError(f'{folder}: holds an original DeepZine checkpoint, and {folder + ORIGINAL_FOLDER_SUFFIX}, '
                           f'where fine-tuning keeps it, exists already; move one of them away')
     architecture = read_legacy_architecture(original)  # moved aside already by a fine-tuning run that was interrupted
-    _check_channels(original, architecture, channels)
+    check_model_fits_data(original, architecture, None, data)
     return folder, architecture, True
 
 
@@ -122,11 +128,12 @@ def _resume(latest, phases, first, guard):
     return StartingPoint(RESUME, first, index, step, checkpoint=chosen, guard_state=guard_state, note=note)
 
 
-def find_starting_point(log_dir, phases, starting_size, configured, channels, pretrained_model, settings,
-                        guard=None):
+def find_starting_point(log_dir, phases, starting_size, configured, data, pretrained_model, settings, guard=None,
+                        conditional=None):
     """(StartingPoint, the Architecture to train) of a run of `configured` (the config's Architecture) over `phases`
     from starting_size on (a fine-tuning run: the stable phase of its size only); `guard`: (channels, gradient
-    penalty weight) with the collapse guard on, else None.
+    penalty weight) with the collapse guard on, else None. `data`: the PageFileFacts of the pages to train on.
+    `conditional`: the key; left unset (None), the networks already trained decide whether the run is conditional.
 
     A run with checkpoints resumes them, with the networks they hold, provided
     the config still describes those networks (the newest checkpoint's own
@@ -136,14 +143,19 @@ def find_starting_point(log_dir, phases, starting_size, configured, channels, pr
     first = schedule.first_phase_index(phases, starting_size)
     fine_tuning = None
     if starting_size == output_size > 4:
-        fine_tuning = _fine_tuning(model_folder_path(log_dir, output_size), channels, pretrained_model)
+        fine_tuning = _fine_tuning(model_folder_path(log_dir, output_size), data, pretrained_model)
     latest = checkpoints.latest_checkpoint(log_dir) if os.path.isdir(checkpoints.checkpoint_directory(log_dir)) else None
     if fine_tuning:
         first += 1  # a finished size: its stable phase only
     if latest:
         saved = checkpoints.read_checkpoint_description(latest)
         expected = fine_tuning[1] if fine_tuning else configured
-        checkpoints.check_same_run(saved, expected, settings, channels, log_dir)
+        if conditional is None:
+            expected = dataclasses.replace(expected,
+                                           collection_count=checkpoints.saved_architecture(saved).collection_count)
+        checkpoints.check_same_run(saved, expected, settings, data.channels, log_dir)
+        check_model_fits_data(f'log_dir={log_dir}', checkpoints.saved_architecture(saved), saved.get('collections'),
+                              data)
         start, architecture = _resume(latest, phases, first, guard), checkpoints.saved_architecture(saved)
     elif fine_tuning:
         folder, architecture, original = fine_tuning
@@ -154,9 +166,14 @@ def find_starting_point(log_dir, phases, starting_size, configured, channels, pr
         if not is_model_folder(lower):
             raise ConfigError(f'gan_starting_size={starting_size}: the lower sizes must be trained already, but {lower} '
                               f'holds no DeepZine model and {log_dir} no checkpoint; start at 4')
-        if Architecture(**read_model_json(lower)['architecture']) != configured:
+        description = read_model_json(lower)
+        lower_architecture = Architecture(**description['architecture'])
+        if conditional is None:
+            configured = dataclasses.replace(configured, collection_count=lower_architecture.collection_count)
+        if lower_architecture != configured:
             raise ConfigError(f'{lower}: its networks were built with other model keys than this config; use the '
                               f'config of the run that made it (stored in {lower}/model.json)')
+        check_model_fits_data(lower, configured, description.get('collections'), data)
         start, architecture = StartingPoint(GROW, first, first, folder=lower), configured
     else:
         start, architecture = StartingPoint(FRESH, first, first), configured

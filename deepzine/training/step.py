@@ -141,13 +141,18 @@ def _replica_slice(tensor, local_batch):
 def make_phase_step(strategy, models, state, settings, phase):
     """A `tf.function` step(iterator) for `phase` (a deepzine.training.schedule.Phase).
 
-    `iterator` yields global batches of real images (a distributed iterator under
-    a strategy). One call: `discriminator_updates` critic updates, each on a new
-    real batch, then `generator_updates` generator updates, then the EMA update.
+    `iterator` yields global batches (real images, their collection numbers)
+    (a distributed iterator under a strategy). One call: `discriminator_updates`
+    critic updates, each on a new real batch, then `generator_updates` generator
+    updates, then the EMA update. Generated pages are made for the collections of
+    the real batch they are judged against (the generator's updates take those of
+    the last real batch), so each collection is drawn as often as the data gives
+    it; with one collection every page's row is the same and the networks ignore it.
     """
     size, steps, global_batch = phase.size, phase.steps, phase.batch_size
     local_batch = global_batch // strategy.num_replicas_in_sync
     generator, discriminator, generator_ema = models.generator, models.discriminator, models.generator_ema
+    collection_count = generator.architecture.collection_count
     ema_pairs = list(zip(generator.trainable_variables, generator_ema.trainable_variables))
     traced_variables = {}
 
@@ -170,20 +175,21 @@ def make_phase_step(strategy, models, state, settings, phase):
         traced_variables[key] = [network.trainable_variables[index] for index in used]
         return [gradients[index] for index in used]
 
-    def discriminator_gradients(reals, latents, epsilon, alpha):
-        fakes = generator(latents, size=size, alpha=alpha)
+    def discriminator_gradients(reals, collections, latents, epsilon, alpha):
+        fakes = generator(latents, collections, size=size, alpha=alpha)
         optimizer = models.discriminator_optimizer
         inner_scale = optimizer.dynamic_scale if models.loss_scaling else None
         with tf.GradientTape() as tape:
-            terms = discriminator_loss_terms(discriminator, reals, fakes, epsilon, size, alpha,
+            terms = discriminator_loss_terms(discriminator, reals, fakes, collections, epsilon, size, alpha,
                                              settings.gradient_penalty_weight, settings.drift_weight, inner_scale)
             terms = {name: average(values) for name, values in terms.items()}
             target = scaled(terms['loss'], optimizer)
         return terms, gradients_of(tape, target, discriminator, 'discriminator')
 
-    def generator_gradients(latents, alpha):
+    def generator_gradients(latents, collections, alpha):
         with tf.GradientTape() as tape:
-            loss = average(generator_loss_terms(discriminator, generator(latents, size=size, alpha=alpha), size, alpha))
+            fakes = generator(latents, collections, size=size, alpha=alpha)
+            loss = average(generator_loss_terms(discriminator, fakes, collections, size, alpha))
             target = scaled(loss, models.generator_optimizer)
         return loss, gradients_of(tape, target, generator, 'generator')
 
@@ -191,17 +197,18 @@ def make_phase_step(strategy, models, state, settings, phase):
         discriminator_gradients = tf.function(discriminator_gradients, jit_compile=True)
         generator_gradients = tf.function(generator_gradients, jit_compile=True)
 
-    def discriminator_replica_step(reals, latents, epsilon, alpha):
+    def discriminator_replica_step(reals, collections, latents, epsilon, alpha):
         latents, epsilon = _replica_slice(latents, local_batch), _replica_slice(epsilon, local_batch)
         alpha = alpha if phase.fading else None
         if phase.fading:
             reals = blend_real_images(reals, alpha)
-        terms, gradients = discriminator_gradients(reals, latents, epsilon, alpha)
+        terms, gradients = discriminator_gradients(reals, collections, latents, epsilon, alpha)
         models.discriminator_optimizer.apply_gradients(zip(gradients, traced_variables['discriminator']))
         return terms
 
-    def generator_replica_step(latents, alpha):
-        loss, gradients = generator_gradients(_replica_slice(latents, local_batch), alpha if phase.fading else None)
+    def generator_replica_step(latents, collections, alpha):
+        loss, gradients = generator_gradients(_replica_slice(latents, local_batch), collections,
+                                              alpha if phase.fading else None)
         models.generator_optimizer.apply_gradients(zip(gradients, traced_variables['generator']))
         return loss
 
@@ -217,10 +224,12 @@ def make_phase_step(strategy, models, state, settings, phase):
         for _ in range(settings.discriminator_updates):
             latents = state.rng.normal([global_batch, settings.latent_size])
             epsilon = state.rng.uniform([global_batch])
-            terms = strategy.run(discriminator_replica_step, args=(next(iterator), latents, epsilon, alpha))
+            reals, numbers = next(iterator)
+            collections = strategy.run(lambda numbers: tf.one_hot(numbers, collection_count), args=(numbers,))
+            terms = strategy.run(discriminator_replica_step, args=(reals, collections, latents, epsilon, alpha))
         for _ in range(settings.generator_updates):
             latents = state.rng.normal([global_batch, settings.latent_size])
-            generator_loss = strategy.run(generator_replica_step, args=(latents, alpha))
+            generator_loss = strategy.run(generator_replica_step, args=(latents, collections, alpha))
         used = {id(variable) for variable in traced_variables['generator']}
         beta = settings.generator_ema_beta
         for variable, average_variable in ema_pairs:

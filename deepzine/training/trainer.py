@@ -40,7 +40,7 @@ from deepzine.training import checkpoints
 from deepzine.training.devices import is_chief, make_strategy
 from deepzine.training.guard import guard_for
 from deepzine.training.keeper import CheckpointKeeper
-from deepzine.training.outputs import SAMPLE_GRID_IMAGES, TrainingOutputs, loss_line
+from deepzine.training.outputs import TrainingOutputs, loss_line, sample_collections, sample_grid_layout
 from deepzine.training.plan_text import describe_train_plan, disk_warning
 from deepzine.training.starting_point import RESUME, load_starting_networks
 from deepzine.training.step import (StepSettings, StepState, build_training_models, make_phase_step,
@@ -91,9 +91,12 @@ class Trainer:
         self.models = build_training_models(self.architecture, self.strategy, plan.learning_rate,
                                             plan.hardware.mixed_precision)
         self.state = StepState(seed=run_seed)
+        self.sample_columns = sample_grid_layout(self.architecture.collection_count)[1]
         sample_latents = np.random.default_rng(run_seed).standard_normal(
-            (SAMPLE_GRID_IMAGES, self.architecture.latent_size)).astype(np.float32)
-        description = checkpoints.run_description(plan.recorded_config, plan.data.channels, self.architecture)
+            (len(sample_collections(self.architecture.collection_count)), self.architecture.latent_size)
+        ).astype(np.float32)
+        description = checkpoints.run_description(plan.recorded_config, plan.data.channels, self.architecture,
+                                                  plan.data.collections)
         self.keeper = CheckpointKeeper(plan.log_dir, self.models, self.state, description, sample_latents, run_seed,
                                        chief=self.chief)
         self.guard = guard_for(plan, self.keeper)
@@ -136,7 +139,8 @@ class Trainer:
             self.outputs.close()
         path = os.path.join(plan.log_dir, SAVED_MODEL_FOLDER)
         if self.chief:
-            export_saved_model(self.models.generator_ema, self.architecture.latent_size, path)
+            export_saved_model(self.models.generator_ema, self.architecture.latent_size, path,
+                               plan.data.collections if self.architecture.conditional else ())
             logger.info('exported the final generator to %s', path)
         return path
 
@@ -164,14 +168,22 @@ class Trainer:
     def _phase_dataset_iterator(self, phase, step):
         entropy = [int(self.keeper.run_seed.numpy()), phase.index, step] + self.guard.data_order_entropy()
         seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
-        dataset = page_dataset(self.plan.data.path, phase.size, phase.batch_size, seed=seed)
+        dataset = page_dataset(self.plan.data.path, phase.size, phase.batch_size, seed=seed,
+                               collection_balance=self.plan.collection_balance)
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 
     def _real_grid(self, phase):
-        count = min(SAMPLE_GRID_IMAGES, self.store.page_count)
-        indices = np.random.default_rng(int(self.keeper.run_seed.numpy())).choice(self.store.page_count, count,
-                                                                                     replace=False)
-        return self.store.read(phase.size, np.sort(indices)).astype(np.float32) / 127.5 - 1.0
+        """Real pages beside the samples, drawn the same on every call: for a conditional run, each row from its
+        collection; otherwise from all pages."""
+        random = np.random.default_rng(int(self.keeper.run_seed.numpy()))
+        rows = sample_collections(self.architecture.collection_count)
+        numbers = self.store.collection_numbers if self.architecture.conditional else np.zeros(self.store.page_count)
+        indices = []
+        for collection in np.unique(rows):
+            pages = np.flatnonzero(numbers == collection)
+            wanted = int(np.sum(rows == collection))
+            indices += list(random.choice(pages, min(wanted, len(pages)), replace=False))
+        return self.store.read(phase.size, indices).astype(np.float32) / 127.5 - 1.0
 
     def _phase_step(self, phase):
         """The phase's traced step, kept while the phase lasts: a roll-back inside it then costs no new trace."""
@@ -270,7 +282,7 @@ class Trainer:
         alpha = float(self.state.alpha.numpy()) if phase.fading else None
         fakes, reals = self.outputs.sample_pages(phase, self.models.generator_ema, self.keeper.sample_latents,
                                                  alpha, real_images)
-        self.outputs.write_samples(phase, step, int(self.state.global_step.numpy()), fakes, reals)
+        self.outputs.write_samples(phase, step, int(self.state.global_step.numpy()), fakes, reals, self.sample_columns)
         return self.guard.observe_samples(phase, step, fakes, reals)
 
     def _save(self, phase):
@@ -293,7 +305,7 @@ class Trainer:
             models = self.models
             save_model_folder(model_folder_path(self.plan.log_dir, phase.size), self.architecture, phase.size,
                               models.generator_ema, models.generator, models.discriminator,
-                              config=self.plan.recorded_config)
+                              config=self.plan.recorded_config, collections=self.plan.data.collections)
         self._write_checkpoint(phase)
         logger.info('%s done: checkpoint %s', phase.name, os.path.basename(self.keeper.latest or ''))
         if self.plan.evaluation and self.chief:
@@ -306,7 +318,8 @@ class Trainer:
         from deepzine.model.loading import generator_of
         size, evaluation = phase.size, self.plan.evaluation
         page_generator = generator_of(self.models.generator_ema, self.architecture, size,
-                                      description=f'training EMA generator at {size}')
+                                      description=f'training EMA generator at {size}',
+                                      collection_names=self.plan.data.collections)
         evaluate_generator(page_generator, self.store, size, self.plan.log_dir,
                            step=int(self.state.global_step.numpy()), image_num=evaluation.image_num,
                            seed=evaluation.seed, memorization_num=evaluation.memorization_num)

@@ -15,14 +15,14 @@ LATENT_SIZE = 4
 
 def copying_generator(pages):
     """Returns real pages (chosen by the latent): a perfectly memorizing GAN."""
-    def generate_batch(latents):
+    def generate_batch(latents, collections):
         chosen = (np.abs(np.asarray(latents)[:, 0]) * 1e6).astype(np.int64) % len(pages)
         return pages[chosen].astype(np.float32) / 127.5 - 1
     return PageGenerator(generate_batch, LATENT_SIZE, pages.shape[1], pages.shape[3], batch_size=5, description='copier')
 
 
 def noise_generator(size, channels):
-    def generate_batch(latents):
+    def generate_batch(latents, collections):
         rng = np.random.default_rng(int(np.abs(np.asarray(latents)).sum() * 1e6))
         return rng.uniform(-1, 1, (len(latents), size, size, channels)).astype(np.float32)
     return PageGenerator(generate_batch, LATENT_SIZE, size, channels, batch_size=5, description='noise')

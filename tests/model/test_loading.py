@@ -51,8 +51,9 @@ def test_nothing_there_names_the_path(tmp_path):
 def test_page_generator_batches_any_count_and_checks_the_latent_shape():
     calls = []
 
-    def generate_batch(latents):
+    def generate_batch(latents, collections):
         calls.append(len(latents))
+        assert collections.shape == (len(latents), 1) and np.all(collections == 1)  # unconditional: a row of one 1
         return np.zeros((len(latents), 4, 4, 1))
 
     pages = PageGenerator(generate_batch, latent_size=3, size=4, channels=1, batch_size=2)
@@ -60,3 +61,21 @@ def test_page_generator_batches_any_count_and_checks_the_latent_shape():
     assert pages.generate(np.zeros((0, 3))).shape == (0, 4, 4, 1)
     with pytest.raises(ValueError, match=r'\[N, 3\]'):
         pages.generate(np.zeros((2, 4)))
+
+
+def test_a_conditional_page_generator_takes_each_page_s_collection_and_insists_on_it():
+    seen = []
+
+    def generate_batch(latents, collections):
+        seen.append(collections.copy())
+        return np.zeros((len(latents), 4, 4, 1))
+
+    pages = PageGenerator(generate_batch, latent_size=3, size=4, channels=1, batch_size=2,
+                          collection_names=('manuals', 'music', 'cards'))
+    assert pages.collection_count == 3
+    pages.generate(np.zeros((3, 3)), pages.one_hot([2, 0, 1]))
+    np.testing.assert_array_equal(np.concatenate(seen), np.eye(3)[[2, 0, 1]])
+    with pytest.raises(ValueError, match='give each page its collection'):
+        pages.generate(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r'collections must have shape \[3, 3\]'):
+        pages.generate(np.zeros((3, 3)), np.ones((3, 2)))

@@ -111,3 +111,31 @@ def test_wrong_size_or_fade_at_four_is_refused(architecture):
         generator(tf.zeros([1, LATENT]), size=32)
     with pytest.raises(ValueError, match='no fade-in'):
         Discriminator(architecture)(tf.zeros([1, 4, 4, 3]), size=4, alpha=tf.constant(0.5))
+
+
+def test_one_collection_is_the_unconditional_network_and_several_add_an_embedding_and_a_projection(architecture):
+    """The unconditional network is the ordinary case: the same variables as before conditioning existed."""
+    import dataclasses
+    plain = {variable.path for network in build_networks(architecture) for variable in network.weights}
+    conditional = dataclasses.replace(architecture, collection_count=3)
+    generator, _, discriminator = build_networks(conditional)
+    added = {variable.path for network in (generator, discriminator) for variable in network.weights} - plain
+    assert added == {'collection_embedding/kernel', 'collection_embedding/bias', 'collection_projection/kernel',
+                     'collection_projection/bias'}
+    assert generator.latent_to_4x4.kernel.shape[0] == 2 * LATENT  # the latent and the collection's embedding
+
+
+def test_a_conditional_network_needs_the_collection_and_its_pages_depend_on_it(architecture):
+    import dataclasses
+    generator, _, discriminator = build_networks(dataclasses.replace(architecture, collection_count=2))
+    latents = tf.random.normal([3, LATENT], seed=1)
+    first, second = (generator(latents, tf.one_hot([index] * 3, 2), size=8) for index in (0, 1))
+    assert float(tf.reduce_max(tf.abs(first - second))) > 1e-3
+    halfway = generator(latents, tf.fill([3, 2], 0.5), size=8)  # a mixture is a valid input: movies travel through it
+    assert halfway.shape == (3, 8, 8, 3) and bool(tf.reduce_all(tf.math.is_finite(halfway)))
+    with pytest.raises(ValueError, match='conditioned on 2 collections: pass collections'):
+        generator(latents, size=8)
+    scores = [discriminator(first, tf.one_hot([index] * 3, 2), size=8) for index in (0, 1)]
+    assert float(tf.reduce_max(tf.abs(scores[0] - scores[1]))) > 0  # the projection term
+    with pytest.raises(ValueError, match='conditioned on 2 collections: pass collections'):
+        discriminator(first, size=8)

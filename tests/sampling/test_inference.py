@@ -133,7 +133,7 @@ class TrainPlanStandIn:
     """What a sampling stage reads of the train stage's plan when that stage runs first."""
 
     def __init__(self, model_directory, output_size):
-        self.model_directory = model_directory
+        self.model_directory, self.model_collections = model_directory, ()
         self.trained_phases = build_phases(output_size, 10, 4, 256, 4)
 
 

@@ -30,7 +30,7 @@ def run(strategy, initial):
             variable.assign(value)
     state = StepState(seed=11)
     reals = tf.constant(np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 1)), tf.float32)
-    dataset = tf.data.Dataset.from_tensors(reals).repeat()
+    dataset = tf.data.Dataset.from_tensors((reals, tf.zeros([8], tf.int32))).repeat()
     step = make_phase_step(strategy, models, state, StepSettings(latent_size=16), Phase(1, 8, 'fade', 4, 8))
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     for _ in range(STEPS):

@@ -12,6 +12,7 @@ from deepzine.training.schedule import Phase, build_phases
 
 TINY = Architecture(latent_size=16, channels=1, output_size=16, widths={4: 8, 8: 8, 16: 8})
 WIDER = Architecture(latent_size=32, channels=3, output_size=32, widths={4: 32, 8: 32, 16: 16, 32: 8})
+CONDITIONAL = Architecture(latent_size=16, channels=1, output_size=8, widths={4: 8, 8: 8}, collection_count=3)
 
 
 def phases(output_size=16, steps=10, batch=4, **overrides):
@@ -24,31 +25,33 @@ def test_cost_module_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, '-c', code]).returncode == 0
 
 
-@pytest.mark.parametrize('size, kind, discriminator_updates, generator_updates',
-                         [(4, 'stable', 2, 1), (16, 'fade', 1, 1)])
-def test_shape_count_equals_the_profiler_count_of_the_traced_step(size, kind, discriminator_updates, generator_updates):
+@pytest.mark.parametrize('size, kind, discriminator_updates, generator_updates, architecture',
+                         [(4, 'stable', 2, 1, TINY), (16, 'fade', 1, 1, TINY), (8, 'stable', 1, 1, CONDITIONAL)])
+def test_shape_count_equals_the_profiler_count_of_the_traced_step(size, kind, discriminator_updates, generator_updates,
+                                                                  architecture):
     import tensorflow as tf
     from deepzine.training.step import StepSettings, StepState, build_training_models, make_phase_step
     strategy = tf.distribute.get_strategy()
-    models = build_training_models(TINY, strategy, 0.001)
+    models = build_training_models(architecture, strategy, 0.001)
     settings = StepSettings(latent_size=16, discriminator_updates=discriminator_updates,
                             generator_updates=generator_updates)
     step = make_phase_step(strategy, models, StepState(seed=1), settings, Phase(1, size, kind, 10, 4))
-    reals = iter(tf.data.Dataset.from_tensors(tf.zeros([4, size, size, 1])).repeat())
+    reals = iter(tf.data.Dataset.from_tensors((tf.zeros([4, size, size, 1]), tf.zeros([4], tf.int32))).repeat())
     profiled, by_type = profiled_flop(step.get_concrete_function(reals))
-    counted = step_flop(TINY, size, kind == 'fade', 4, discriminator_updates, generator_updates)
+    counted = step_flop(architecture, size, kind == 'fade', 4, discriminator_updates, generator_updates)
     assert by_type['Conv2D'] > 0 and by_type['Conv2DBackpropFilter'] > 0
     assert counted == pytest.approx(profiled, rel=0.01)
 
 
 def used_parameters(network, size, fading, inputs):
     import tensorflow as tf
+    collections = tf.one_hot([0, 1], network.architecture.collection_count)
     with tf.GradientTape() as tape:
-        network(inputs, size=size, alpha=tf.constant(0.5) if fading else None)
+        network(inputs, collections, size=size, alpha=tf.constant(0.5) if fading else None)
     return sum(int(np.prod(variable.shape)) for variable in tape.watched_variables())
 
 
-@pytest.mark.parametrize('architecture', [TINY, WIDER])
+@pytest.mark.parametrize('architecture', [TINY, WIDER, CONDITIONAL])
 def test_parameter_counts_equal_the_real_networks(architecture):
     import tensorflow as tf
     from deepzine.model.networks import build_networks

@@ -16,7 +16,8 @@ BETA = 0.9
 def batches(size, count=None, batch=4):
     """Real batches whose every pixel is the batch's number / 10, so a test can tell which batch comes next."""
     numbers = tf.data.Dataset.range(count) if count else tf.data.Dataset.range(1000)
-    return numbers.map(lambda n: tf.fill([batch, size, size, 1], tf.cast(n, tf.float32) / 10.0))
+    return numbers.map(lambda n: (tf.fill([batch, size, size, 1], tf.cast(n, tf.float32) / 10.0),
+                                  tf.zeros([batch], tf.int32)))
 
 
 def snapshot(variables):
@@ -68,7 +69,7 @@ def test_fade_step_sets_alpha_from_the_step_and_reads_one_batch_per_critic_updat
         alphas.append(float(state.alpha.numpy()))
     assert alphas == [0.0, 0.25]
     assert step.experimental_get_tracing_count() == 1  # alpha lives in a variable: no retracing as it moves
-    assert float(next(iterator)[0, 0, 0, 0]) == pytest.approx(0.4)  # batches 0-3 went to the critic
+    assert float(next(iterator)[0][0, 0, 0, 0]) == pytest.approx(0.4)  # batches 0-3 went to the critic
     assert int(state.phase_step.numpy()) == 2
 
 
