@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from deepzine.files import is_leftover
 from tests.training.helpers import band_pages, train_config, write_page_hdf5
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -73,7 +74,8 @@ def test_load_data_stops_in_one_line_before_hdf5_meets_the_full_disk_and_finishe
     code, errors = run(config, tmp_path)
     assert_one_line_about_the_disk(code, errors, str(small_disk.path))
     assert not (small_disk.path / 'pages.hdf5').exists()  # never a file that looks finished but is not
-    assert not list((small_disk.path / 'pages.hdf5.partial').glob('*.tmp'))  # the open segment is dropped; committed ones stay
+    segments = os.listdir(small_disk.path / 'pages.hdf5.partial')  # the open segment is dropped; committed ones stay
+    assert 'run.json' in segments and not [name for name in segments if is_leftover(name)]
     small_disk.free()
     code, errors = run(config, tmp_path)
     assert code == 0, errors[-20:]

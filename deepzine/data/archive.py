@@ -3,8 +3,8 @@
 This is the only module that imports `internetarchive` (the official client,
 AGPL-3 licensed). It adds what a long unattended run needs on top of it:
 resume (a file already present with the right size and md5 is not fetched
-again; a download goes to `<name>.part` and is renamed only once its size and
-md5 check out, so a partial file never counts as done), retries with
+again; a download goes to `<name>.part` and is renamed, flushed to the disk,
+only once its size and md5 check out, so a partial file never counts as done), retries with
 exponential back-off on 5xx answers, time-outs and bad checksums, parallel
 items, and path safety (identifiers and file names come from the server and
 are refused if they could land outside `pdf_directory`).
@@ -29,6 +29,7 @@ import re
 import threading
 
 from deepzine.data.transfers import Stopped, Transfers
+from deepzine.files import RESUMABLE_DOWNLOAD_SUFFIX, commit, remove_leftovers, write_json
 from deepzine.parameters import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 # Archive identifiers are letters, digits, '.', '_' and '-', starting with a letter or digit (at most 100 characters).
 _IDENTIFIER_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,99}')
 _MANIFEST_NAME = '.deepzine-download.json'
-_PARTIAL_SUFFIX = '.part'
 _SCRAPE_MINIMUM_COUNT = 100  # the scrape API refuses smaller pages
 
 
@@ -192,18 +192,15 @@ def _read_manifest(item_directory, skip_bw_pdfs):
 
 
 def _write_manifest(item_directory, skip_bw_pdfs, files, refused):
-    """Record a finished item so that later runs skip it without asking the archive (written by temp + rename)."""
-    os.makedirs(item_directory, exist_ok=True)
-    temporary = os.path.join(item_directory, _MANIFEST_NAME + _PARTIAL_SUFFIX)
-    with open(temporary, 'w', encoding='utf-8') as handle:
-        json.dump({'skip_bw_pdfs': skip_bw_pdfs, 'files': files, 'refused': refused}, handle, indent=1)
-    os.replace(temporary, os.path.join(item_directory, _MANIFEST_NAME))
+    """Record a finished item so that later runs skip it without asking the archive."""
+    write_json(os.path.join(item_directory, _MANIFEST_NAME), {'skip_bw_pdfs': skip_bw_pdfs, 'files': files,
+                                                              'refused': refused})
 
 
 def _download_file(item, entry, target, settings, stopping):
     """Fetch one file to target + '.part', check size and md5, rename. Raises on failure after the retries."""
     size, md5 = int(entry.get('size') or 0), entry.get('md5')
-    partial = target + _PARTIAL_SUFFIX
+    partial = target + RESUMABLE_DOWNLOAD_SUFFIX
     os.makedirs(os.path.dirname(target), exist_ok=True)
 
     def attempt():
@@ -223,7 +220,7 @@ def _download_file(item, entry, target, settings, stopping):
         if md5 and file_md5(partial) != md5:
             os.remove(partial)
             raise ValueError('md5 mismatch: the bytes received differ from the archive\'s checksum')
-        os.replace(partial, target)
+        commit(partial, target, durable=True)
 
     _with_retries(settings, f'{item.identifier}/{entry["name"]}', attempt, stopping)
 
@@ -254,6 +251,7 @@ def download_item(session, identifier, settings, stopping=None):
     if not item.item_metadata:
         report.failed.append(('', 'no such item (empty metadata)'))
         return report
+    remove_leftovers(item_directory)  # a record being written when a run was killed
     finished = {}
     for entry in wanted_pdfs(item.item_metadata.get('files', []), settings.skip_bw_pdfs):
         name = str(entry['name'])

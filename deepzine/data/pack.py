@@ -28,6 +28,7 @@ from deepzine.data.page_checks import PageSelection, is_blank, kept_positions, p
 from deepzine.data.rasterize import DocumentError, measure_document, render_pages
 from deepzine.data.workers import Workers
 from deepzine.data.writer import GZIP_LEVEL
+from deepzine.files import OutOfSpace, atomic_path, remove_leftovers
 from deepzine.sizes import sizes_between
 
 logger = logging.getLogger(__name__)
@@ -150,13 +151,14 @@ def count_document(path, program):
         return 0, None, f'cannot be read ({type(error).__name__}: {error})'
 
 
+def _page_image_path(settings, key, page_number):
+    """image_directory/<document key without extension>-NNNN.png (keep_page_images)."""
+    return os.path.join(settings.page_image_directory, f'{os.path.splitext(key)[0]}-{page_number:04d}.png')
+
+
 def _save_page_image(page, task, page_number):
-    stem = os.path.splitext(task.key)[0]
-    target = os.path.join(task.settings.page_image_directory, f'{stem}-{page_number:04d}.png')
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    temporary = target + '.partial'
-    page.save(temporary, format='PNG')
-    os.replace(temporary, target)
+    with atomic_path(_page_image_path(task.settings, task.key, page_number), suffix='.png') as temporary:
+        page.save(temporary, format='PNG')
 
 
 def render_chunk(task):
@@ -179,7 +181,7 @@ def render_chunk(task):
                 blank.append(is_blank(square, page_box(*page.size, settings.output_size, settings.square_mode)))
                 squares.append(square)
                 page_numbers.append(page_number)
-            except (OSError, ValueError, MemoryError) as error:
+            except (OSError, OutOfSpace, ValueError, MemoryError) as error:
                 skipped.append((page_number, f'cannot be squared ({error})'))
     except Exception as error:  # noqa: BLE001 - the whole rest of the range is lost, the run goes on
         reason = str(error) if isinstance(error, DocumentError) else f'{type(error).__name__}: {error}'
@@ -233,6 +235,9 @@ def pack_documents(documents, writer, settings, workers=1, progress=True, select
     summary.documents_already_done = len(documents) - len(todo)
     if not todo:
         return summary
+    if settings.page_image_directory:  # what workers killed while saving a page image left
+        for folder in sorted({os.path.dirname(_page_image_path(settings, document.key, 1)) for document in todo}):
+            remove_leftovers(folder)
     logger.info('packing %d documents (%d already in the page file) with %d worker process%s', len(todo),
                 summary.documents_already_done, workers, '' if workers == 1 else 'es')
     pool = Workers(workers)

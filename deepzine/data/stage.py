@@ -10,6 +10,7 @@ import os
 import re
 import sys
 
+from deepzine.files import remove_leftovers
 from deepzine.parameter_groups import DataFileParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two, where_relative_paths_start
 from deepzine.stage import Stage
@@ -176,8 +177,8 @@ class LoadDataStage(Stage, DataFileParameters):
 
     def _check_existing_file(self, schema):
         """Refuse to add pages to a finished file made with other settings, before any download starts."""
-        from deepzine.data.store import PARTIAL_SUFFIX
-        if self.overwrite or not os.path.isfile(self.data_hdf5) or os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
+        from deepzine.data.store import segment_folder
+        if self.overwrite or not os.path.isfile(self.data_hdf5) or os.path.exists(segment_folder(self.data_hdf5)):
             return
         from deepzine.data.writer import read_finished_documents
         read_finished_documents(self.data_hdf5, schema)
@@ -212,9 +213,9 @@ class LoadDataStage(Stage, DataFileParameters):
         return lines
 
     def _file_mode(self):
-        from deepzine.data.store import PARTIAL_SUFFIX
-        if os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
-            return f'resume the interrupted run in {os.path.basename(self.data_hdf5 + PARTIAL_SUFFIX)} if its settings match'
+        from deepzine.data.store import segment_folder
+        if os.path.exists(segment_folder(self.data_hdf5)):
+            return f'resume the interrupted run in {os.path.basename(segment_folder(self.data_hdf5))} if its settings match'
         if os.path.exists(self.data_hdf5):
             return 'rebuild it from scratch (overwrite: true)' if self.overwrite else 'add only documents not yet in it'
         return 'new file'
@@ -232,10 +233,14 @@ class LoadDataStage(Stage, DataFileParameters):
         from deepzine.data import archive, sources
         from deepzine.data.pack import pack_documents
         from deepzine.data.preview import write_preview
-        from deepzine.data.store import PARTIAL_SUFFIX
+        from deepzine.data.store import segment_folder
         from deepzine.data.writer import PageWriter, read_finished_documents
         progress = sys.stderr.isatty()
         path, schema = plan.page_file.path, plan.render.schema()
+        # what a run killed while writing the preview or its settings left beside the page file (the page
+        # writer removes its own)
+        remove_leftovers(os.path.dirname(path), [os.path.basename(name) for name in (plan.preview_path,
+                                                                                    *self.saved_files(plan))])
         download_line = None
         if plan.download:
             download = plan.download
@@ -251,7 +256,7 @@ class LoadDataStage(Stage, DataFileParameters):
             key = 'image_directory' if images else 'pdf_directory'
             raise ConfigError(f'{key}={plan.source_directory}: no documents found (looked recursively for '
                               + ('png/jpg/tif files)' if images else '.pdf files)'))
-        if not plan.overwrite and os.path.isfile(path) and not os.path.exists(path + PARTIAL_SUFFIX):
+        if not plan.overwrite and os.path.isfile(path) and not os.path.exists(segment_folder(path)):
             already_done = read_finished_documents(path, schema)
             if all(document.key in already_done for document in documents):
                 logger.info('load_data: nothing new; all %d documents are already in %s', len(documents), path)

@@ -3,18 +3,20 @@
 Why segments: HDF5 is not crash-safe. A process killed while appending to an
 open HDF5 file can leave it unreadable even where it was flushed (measured:
 about 1 kill in 8 while writing gave 'filter returned failure during read'
-or an unopenable file). So pages stream into `<data_hdf5>.partial/segment-N.hdf5.tmp`;
-at a document boundary, at most every `commit_interval_sec`, the segment is
-closed and renamed to `segment-N.hdf5`. A closed, renamed file is complete, so:
+or an unopenable file). So pages stream into a temporary file in the segment
+folder `<data_hdf5>.partial/`; at a document boundary, at most every
+`commit_interval_sec`, the segment is closed, flushed to the disk and renamed
+to `segment-N.hdf5`. A closed, renamed file is complete, so:
 - a killed run resumes from its committed segments (at most the last few
   seconds of documents are done again) and never from a damaged file;
 - `finish()` merges the previous data_hdf5 (for an incremental run) and the
-  segments into `<data_hdf5>.merging`, marks it complete and renames it over
-  data_hdf5: a file that looks finished is always complete, and the old file
-  stays readable until the new one replaces it;
+  segments into a temporary file beside it, marks it complete and renames it
+  over data_hdf5: a file that looks finished is always complete, and the old
+  file stays readable until the new one replaces it;
 - memory does not grow with the collection: every page is written as it comes
   (only each stored page's SHA-1, ~100 bytes, is held, to find repeated pages).
-The merge copies compressed chunks as they are (no recompression).
+The merge copies compressed chunks as they are (no recompression). Temporary
+names are deepzine.files' own, so a killed run's are removed by the next.
 
 `pages/sha1` holds each page's SHA-1 (hex) at the output size, so a later run
 finds pages repeating ones already stored. Files written before that column
@@ -35,8 +37,8 @@ import zlib
 
 import numpy as np
 
-from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, PARTIAL_SUFFIX, data_name
-from deepzine.files import require_free_space
+from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, data_name, segment_folder
+from deepzine.files import atomic_path, commit, remove_leftovers, require_free_space, temporary_path_beside, write_json
 from deepzine.parameters import ConfigError
 from deepzine.sizes import sizes_between
 
@@ -50,7 +52,6 @@ GZIP_LEVEL = 1  # hdf5_compression gzip: fast to write, and the workers' zlib st
 _COMPRESSION = {'gzip': {'compression': 'gzip', 'compression_opts': GZIP_LEVEL}, 'lzf': {'compression': 'lzf'}, 'none': {}}
 _DIGEST_BLOCK_PAGES = 256
 _RUN_FILE = 'run.json'
-_MERGING_SUFFIX = '.merging'
 
 
 def _now():
@@ -138,18 +139,18 @@ class PageWriter:
         import h5py
         self._h5py = h5py
         self.path = os.path.abspath(path)
-        self.segment_folder = self.path + PARTIAL_SUFFIX
+        self.segment_folder = segment_folder(self.path)
         self.schema, self.attributes = dict(schema), dict(attributes)
         self.compression, self.overwrite = compression, overwrite
         self.commit_interval_sec = commit_interval_sec
         self.sizes = sizes_between(4, schema['output_size'])
         self.channels = int(schema['channels'])
         self.final_page_count = None
-        self._segment, self._segment_opened, self._document_start = None, 0.0, 0
+        self._segment, self._segment_path, self._segment_opened, self._document_start = None, None, 0.0, 0
         self._digests_by_source = {}  # page file or segment -> its pages' digests, in order (for the merge)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        if os.path.exists(self.path + _MERGING_SUFFIX):
-            os.remove(self.path + _MERGING_SUFFIX)  # a merge that was killed: the segments are still there
+        # a merge that was killed: its segments are still there
+        remove_leftovers(os.path.dirname(self.path), [os.path.basename(self.path)])
         self.base_documents, self.created_utc = {}, _now()
         if os.path.exists(self.path) and not overwrite:
             self.base_documents = read_finished_documents(self.path, self.schema)
@@ -197,18 +198,16 @@ class PageWriter:
             elif self._already_merged(run.get('run_id')):
                 reason = f'its pages are already in {self.path}'
             if reason is None:
-                for leftover in glob.glob(os.path.join(self.segment_folder, '*.tmp')):
-                    os.remove(leftover)  # the segment being written when the run stopped
+                remove_leftovers(self.segment_folder)  # the segment being written when the run stopped
                 return run['run_id']
             if reason:
                 logger.warning('discarding %s: %s', self.segment_folder, reason)
                 shutil.rmtree(self.segment_folder)
         os.makedirs(self.segment_folder)
         run_id = uuid.uuid4().hex
-        temporary = run_file + '.tmp'
-        with open(temporary, 'w', encoding='utf-8') as handle:
-            json.dump({'run_id': run_id, 'schema': self.schema, 'overwrite': self.overwrite, 'started_utc': _now()}, handle)
-        os.replace(temporary, run_file)
+        # durable: without its run record a segment folder cannot be resumed
+        write_json(run_file, {'run_id': run_id, 'schema': self.schema, 'overwrite': self.overwrite,
+                              'started_utc': _now()}, durable=True)
         return run_id
 
     def _already_merged(self, run_id):
@@ -232,8 +231,8 @@ class PageWriter:
         return self._already_merged(run_id)
 
     def _open_segment(self):
-        name = os.path.join(self.segment_folder, f'segment-{len(self.segments) + 1:06d}.hdf5.tmp')
-        self._segment = self._h5py.File(name, 'w')
+        self._segment_path = os.path.join(self.segment_folder, f'segment-{len(self.segments) + 1:06d}.hdf5')
+        self._segment = self._h5py.File(temporary_path_beside(self._segment_path), 'w')
         self._segment.attrs.update({**self.schema, 'run_id': self._run_id})
         create_layout(self._segment, self.sizes, self.channels, self.compression)
         self._segment_opened, self._document_start = time.monotonic(), 0
@@ -244,11 +243,8 @@ class PageWriter:
         documents = self._segment['documents/file'].shape[0]
         pages = self._segment[data_name(self.sizes[-1])].shape[0]
         self._segment.close()
-        self._segment = None
-        with open(temporary, 'rb') as handle:
-            os.fsync(handle.fileno())
-        final = temporary[:-len('.tmp')]
-        os.replace(temporary, final)
+        self._segment, final = None, self._segment_path
+        commit(temporary, final, durable=True)
         self.segments.append(final)
         self._digests_by_source[final] = self._digests_by_source.pop(temporary, [])
         logger.debug('committed %s: %d documents, %d pages (%d documents done in all)', os.path.basename(final),
@@ -318,14 +314,11 @@ class PageWriter:
             self.discard()
             raise ConfigError(f'data_hdf5={self.path}: no usable pages at all; see the warnings above for why '
                               'each document was skipped')
-        merging = self.path + _MERGING_SUFFIX
         # The merged file is about the size of its sources; the old file and the segments stay until it is renamed.
-        require_free_space(merging, sum(os.path.getsize(source) for source in sources))
-        with self._h5py.File(merging, 'w') as target:
-            _merge(sources, target, self, page_count)
-        with open(merging, 'rb') as handle:
-            os.fsync(handle.fileno())
-        os.replace(merging, self.path)
+        require_free_space(self.path, sum(os.path.getsize(source) for source in sources))
+        with atomic_path(self.path, durable=True) as merging:
+            with self._h5py.File(merging, 'w') as target:
+                _merge(sources, target, self, page_count)
         shutil.rmtree(self.segment_folder, ignore_errors=True)
         self.final_page_count = page_count
         return self.path

@@ -327,7 +327,7 @@ def run_stage(config):
 
 
 def _merged(source, target):
-    return source.endswith('.merging')
+    return os.path.basename(target) == 'pages.hdf5'  # the merged file taking its final name
 
 
 def _remove_run_record(folder, **keywords):
@@ -362,4 +362,4 @@ def test_an_interrupt_during_the_final_merge_leaves_a_file_the_rerun_completes(t
     pairs = page_pairs(config['data_hdf5'])
     expected = {(f'doc{number:02d}.pdf', page) for number in range(6 if incremental else 4) for page in (1, 2, 3)}
     assert len(pairs) == len(expected) and set(pairs) == expected
-    assert not os.path.exists(config['data_hdf5'] + '.partial') and not os.path.exists(config['data_hdf5'] + '.merging')
+    assert sorted(os.listdir(tmp_path)) == ['pages.hdf5', 'pages_preview.png', 'pdfs']
