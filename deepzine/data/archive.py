@@ -1,7 +1,7 @@
 """Everything that talks to the Internet Archive: search a collection, read item metadata, download PDFs safely.
 
 This is the only module that imports `internetarchive` (the official client,
-AGPL-3 licensed). It adds what a long unattended run needs on top of it:
+AGPL-3 licensed), and only when a session opens: `--dry-run` imports this module. It adds what a long unattended run needs on top of it:
 resume (a file already present with the right size and md5 is not fetched
 again; a download goes to `<name>.part` and is renamed, flushed to the disk,
 only once its size and md5 check out, so a partial file never counts as done), retries with
@@ -27,6 +27,8 @@ import os
 import random
 import re
 import threading
+
+from tqdm import tqdm
 
 from deepzine.data.transfers import Stopped, Transfers
 from deepzine.files import RESUMABLE_DOWNLOAD_SUFFIX, commit, remove_leftovers, write_json
@@ -281,7 +283,6 @@ def download_collection(collection, settings, extra_query=None, limit=None, work
     search that fails (no way to know the items) raises ConfigError. A
     KeyboardInterrupt stops everything at once (see the module docstring).
     """
-    from tqdm import tqdm
     # The client logs every failed attempt at WARNING/ERROR; this module reports each file's outcome instead.
     logging.getLogger('internetarchive').setLevel(logging.CRITICAL)
     os.makedirs(settings.pdf_directory, exist_ok=True)

@@ -22,10 +22,15 @@ import logging
 import math
 import os
 import re
+import shutil
 import zlib
+
+import numpy as np
+from tqdm import tqdm
 
 from deepzine.data.page_checks import PageSelection, is_blank, kept_positions, page_digest, spread_page_numbers
 from deepzine.data.rasterize import DocumentError, measure_document, render_pages
+from deepzine.data.squaring import build_pyramid, page_box, square_page
 from deepzine.data.workers import Workers
 from deepzine.data.writer import GZIP_LEVEL
 from deepzine.files import OutOfSpace, atomic_path, remove_leftovers
@@ -139,7 +144,6 @@ def count_document(path, program):
     Sizes come as float32 [pages, 2] (NaN: unreadable), 8 bytes a page, as the
     main process holds them for every document until it is rendered.
     """
-    import numpy as np
     try:
         count, sizes = measure_document(path, program)
         if sizes is not None:
@@ -163,9 +167,6 @@ def _save_page_image(page, task, page_number):
 
 def render_chunk(task):
     """Render, square and downsample one chunk; a bad page is listed in `skipped`, never raised."""
-    import numpy as np
-
-    from deepzine.data.squaring import build_pyramid, page_box, square_page
     settings = task.settings
     squares, page_numbers, skipped, blank = [], [], [], []
     try:
@@ -225,7 +226,6 @@ def _crashed_chunk(task):
 
 def pack_documents(documents, writer, settings, workers=1, progress=True, selection=PageSelection()):
     """Render and write every document not yet finished in `writer`; returns a PackSummary."""
-    from tqdm import tqdm
     summary = PackSummary(selection=selection, documents_found=len(documents))
     for document in documents:
         done_size = writer.finished_documents.get(document.key)
@@ -276,7 +276,6 @@ _STORED_SHARE = {'gzip': 0.3, 'lzf': 0.4, 'none': 1.0}
 
 def _warn_if_space_is_short(folder, page_count, settings):
     """One warning before rendering when the pages will not fit on the disk (the merge needs them twice)."""
-    import shutil
     per_page = (sum(size * size for size in sizes_between(4, settings.output_size)) * settings.channels
                 * _STORED_SHARE[settings.compression])
     needed = 2 * page_count * per_page

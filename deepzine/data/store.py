@@ -18,6 +18,9 @@ Layout (format version 1), written by `deepzine.data.writer`:
 
 Trainers and evaluators import only `PageStore`, `page_dataset` and, to report a damaged file,
 `unreadable_page_count`, `raise_if_damaged` and `DamagedPageFile` (deepzine.data.damaged_pages) from here.
+
+h5py and TensorFlow (with deepzine.data.exit_gate, which needs it) are imported
+where they are used: `--dry-run` imports this module.
 """
 
 import dataclasses

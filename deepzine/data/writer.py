@@ -17,6 +17,7 @@ to `segment-N.hdf5`. A closed, renamed file is complete, so:
   (only each stored page's SHA-1, ~100 bytes, is held, to find repeated pages).
 The merge copies compressed chunks as they are (no recompression). Temporary
 names are deepzine.files' own, so a killed run's are removed by the next.
+h5py is imported where it is used: `--dry-run` imports this module.
 
 `pages/sha1` holds each page's SHA-1 (hex) at the output size, so a later run
 finds pages repeating ones already stored. Files written before that column
