@@ -35,6 +35,7 @@ from deepzine.data.workers import Workers
 from deepzine.data.writer import GZIP_LEVEL
 from deepzine.files import OutOfSpace, atomic_path, remove_leftovers
 from deepzine.sizes import sizes_between
+from deepzine.test_hooks import pause_at
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ def _save_page_image(page, task, page_number):
 
 def render_chunk(task):
     """Render, square and downsample one chunk; a bad page is listed in `skipped`, never raised."""
+    pause_at('rendering', f'{task.key} pages {task.page_numbers[0]}-{task.page_numbers[-1]}')
     settings = task.settings
     squares, page_numbers, skipped, blank = [], [], [], []
     try:

@@ -42,6 +42,7 @@ from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, data_name, segment_
 from deepzine.files import atomic_path, commit, remove_leftovers, require_free_space, temporary_path_beside, write_json
 from deepzine.parameters import ConfigError
 from deepzine.sizes import sizes_between
+from deepzine.test_hooks import pause_at
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ class PageWriter:
         self._digests_by_source[final] = self._digests_by_source.pop(temporary, [])
         logger.debug('committed %s: %d documents, %d pages (%d documents done in all)', os.path.basename(final),
                      documents, pages, len(self.finished_documents))
+        pause_at('segment committed', f'{os.path.basename(final)}, {len(self.finished_documents)} documents done in all')
 
     # --- writing --------------------------------------------------------------------------------------
 
@@ -320,6 +322,7 @@ class PageWriter:
         with atomic_path(self.path, durable=True) as merging:
             with self._h5py.File(merging, 'w') as target:
                 _merge(sources, target, self, page_count)
+            pause_at('merged', os.path.basename(merging))
         shutil.rmtree(self.segment_folder, ignore_errors=True)
         self.final_page_count = page_count
         return self.path
