@@ -29,10 +29,10 @@ import numpy as np
 from tqdm import tqdm
 
 from deepzine.data.page_checks import PageSelection, is_blank, kept_positions, page_digest, spread_page_numbers
+from deepzine.data.page_file_layout import GZIP_LEVEL
 from deepzine.data.rasterize import DocumentError, measure_document, render_pages
 from deepzine.data.squaring import build_pyramid, page_box, square_page
 from deepzine.data.workers import Workers
-from deepzine.data.writer import GZIP_LEVEL
 from deepzine.files import OutOfSpace, atomic_path, remove_leftovers
 from deepzine.sizes import sizes_between
 from deepzine.test_hooks import pause_at

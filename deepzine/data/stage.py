@@ -16,9 +16,10 @@ from deepzine.data import archive, sources
 from deepzine.data.archive import DownloadSettings
 from deepzine.data.pack import IMAGE_FILES, RenderSettings, pack_documents
 from deepzine.data.page_checks import PageSelection
+from deepzine.data.page_file_layout import read_finished_documents
 from deepzine.data.preview import DEFAULT_PAGE_COUNT, default_preview_path, write_preview
 from deepzine.data.store import PageFileFacts, segment_folder
-from deepzine.data.writer import PageWriter, read_finished_documents
+from deepzine.data.writer import PageWriter
 from deepzine.files import remove_leftovers
 from deepzine.parameter_groups import DataFileParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two, where_relative_paths_start
