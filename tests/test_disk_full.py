@@ -35,6 +35,7 @@ def leftovers(folder):
             if '.partial' in name or name.endswith('_temp')]
 
 
+@pytest.mark.slow
 def test_training_stops_in_one_line_keeps_its_checkpoint_and_resumes(tmp_path, small_disk):
     pages = write_page_hdf5(tmp_path / 'pages.hdf5', band_pages(32, 16))
     raw = train_config(small_disk.path, pages, gan_output_size=16, iterations_per_stage=6, model_save_interval_steps=2)
@@ -52,6 +53,7 @@ def test_training_stops_in_one_line_keeps_its_checkpoint_and_resumes(tmp_path, s
     assert (small_disk.path / 'log' / 'saved_model' / 'saved_model.pb').is_file()
 
 
+@pytest.mark.slow
 def test_sampling_stops_in_one_line_naming_the_page(tmp_path, small_disk):
     small_disk.fill(bytes_left=200_000)
     config = {'inference': True, 'inference_model_directory': str(MODEL), 'gan_output_size': 64,
