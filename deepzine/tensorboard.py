@@ -6,9 +6,10 @@ metadata writes the identical records (viewing them still needs tensorboard:
 `tensorboard --logdir <log_dir>` shows training and evaluation together).
 """
 
+import tensorflow as tf
+
 
 def _metadata(plugin_name, data_class):
-    import tensorflow as tf
     return tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name=plugin_name),
                                         data_class=data_class)
 
@@ -17,13 +18,10 @@ class EventWriter:
     """One event folder; a disabled writer (a non-chief worker of a multi-machine run) writes nothing."""
 
     def __init__(self, folder, enabled=True):
-        import tensorflow as tf
-        self._tf = tf
         self.writer = tf.summary.create_file_writer(folder) if enabled else tf.summary.create_noop_writer()
 
     def scalars(self, values, step):
         """{tag: number} at `step`."""
-        tf = self._tf
         with self.writer.as_default():
             for tag, value in values.items():
                 tf.summary.write(tag, tf.constant(value, tf.float32), step=step,
@@ -32,7 +30,6 @@ class EventWriter:
 
     def image(self, tag, image, step):
         """One uint8 image [H, W, C] as a PNG, in the images plugin's layout (width, height, encoded image)."""
-        tf = self._tf
         height, width = image.shape[:2]
         tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height)), tf.io.encode_png(image)])
         with self.writer.as_default():

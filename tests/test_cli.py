@@ -26,6 +26,7 @@ def copy_config(tmp_path, name='config.yaml', edit=None):
     return path
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsys):
     config = copy_config(tmp_path)
     monkeypatch.chdir(tmp_path)

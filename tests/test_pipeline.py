@@ -89,8 +89,10 @@ def test_every_enabled_stage_is_checked_before_any_runs(tmp_path):
     assert CALLS == [] and not (tmp_path / 'out').exists()
 
 
-def test_a_disabled_stage_is_not_validated():
-    pipeline.prepare({'first': True, 'second_count': 5}, CLASSES)
+def test_a_disabled_stage_is_not_validated(tmp_path):
+    prepared = pipeline.prepare({'first': True, 'first_output': str(tmp_path), 'second_count': 5}, CLASSES)
+    assert [(stage.toggle, plan) for stage, plan in prepared.steps] == [('first', {'writes': str(tmp_path)})]
+    assert prepared.config['second_count'] == 5  # its keys are still read and checked for type, not validated
 
 
 def test_retired_original_keys_are_accepted_with_a_warning(caplog):

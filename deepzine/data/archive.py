@@ -1,10 +1,10 @@
 """Everything that talks to the Internet Archive: search a collection, read item metadata, download PDFs safely.
 
 This is the only module that imports `internetarchive` (the official client,
-AGPL-3 licensed). It adds what a long unattended run needs on top of it:
+AGPL-3 licensed), and only when a session opens: `--dry-run` imports this module. It adds what a long unattended run needs on top of it:
 resume (a file already present with the right size and md5 is not fetched
-again; a download goes to `<name>.part` and is renamed only once its size and
-md5 check out, so a partial file never counts as done), retries with
+again; a download goes to `<name>.part` and is renamed, flushed to the disk,
+only once its size and md5 check out, so a partial file never counts as done), retries with
 exponential back-off on 5xx answers, time-outs and bad checksums, parallel
 items, and path safety (identifiers and file names come from the server and
 are refused if they could land outside `pdf_directory`).
@@ -28,7 +28,10 @@ import random
 import re
 import threading
 
+from tqdm import tqdm
+
 from deepzine.data.transfers import Stopped, Transfers
+from deepzine.files import RESUMABLE_DOWNLOAD_SUFFIX, commit, remove_leftovers, write_json
 from deepzine.parameters import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +39,6 @@ logger = logging.getLogger(__name__)
 # Archive identifiers are letters, digits, '.', '_' and '-', starting with a letter or digit (at most 100 characters).
 _IDENTIFIER_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,99}')
 _MANIFEST_NAME = '.deepzine-download.json'
-_PARTIAL_SUFFIX = '.part'
 _SCRAPE_MINIMUM_COUNT = 100  # the scrape API refuses smaller pages
 
 
@@ -192,18 +194,15 @@ def _read_manifest(item_directory, skip_bw_pdfs):
 
 
 def _write_manifest(item_directory, skip_bw_pdfs, files, refused):
-    """Record a finished item so that later runs skip it without asking the archive (written by temp + rename)."""
-    os.makedirs(item_directory, exist_ok=True)
-    temporary = os.path.join(item_directory, _MANIFEST_NAME + _PARTIAL_SUFFIX)
-    with open(temporary, 'w', encoding='utf-8') as handle:
-        json.dump({'skip_bw_pdfs': skip_bw_pdfs, 'files': files, 'refused': refused}, handle, indent=1)
-    os.replace(temporary, os.path.join(item_directory, _MANIFEST_NAME))
+    """Record a finished item so that later runs skip it without asking the archive."""
+    write_json(os.path.join(item_directory, _MANIFEST_NAME), {'skip_bw_pdfs': skip_bw_pdfs, 'files': files,
+                                                              'refused': refused})
 
 
 def _download_file(item, entry, target, settings, stopping):
     """Fetch one file to target + '.part', check size and md5, rename. Raises on failure after the retries."""
     size, md5 = int(entry.get('size') or 0), entry.get('md5')
-    partial = target + _PARTIAL_SUFFIX
+    partial = target + RESUMABLE_DOWNLOAD_SUFFIX
     os.makedirs(os.path.dirname(target), exist_ok=True)
 
     def attempt():
@@ -223,7 +222,7 @@ def _download_file(item, entry, target, settings, stopping):
         if md5 and file_md5(partial) != md5:
             os.remove(partial)
             raise ValueError('md5 mismatch: the bytes received differ from the archive\'s checksum')
-        os.replace(partial, target)
+        commit(partial, target, durable=True)
 
     _with_retries(settings, f'{item.identifier}/{entry["name"]}', attempt, stopping)
 
@@ -254,6 +253,7 @@ def download_item(session, identifier, settings, stopping=None):
     if not item.item_metadata:
         report.failed.append(('', 'no such item (empty metadata)'))
         return report
+    remove_leftovers(item_directory)  # a record being written when a run was killed
     finished = {}
     for entry in wanted_pdfs(item.item_metadata.get('files', []), settings.skip_bw_pdfs):
         name = str(entry['name'])
@@ -283,7 +283,6 @@ def download_collection(collection, settings, extra_query=None, limit=None, work
     search that fails (no way to know the items) raises ConfigError. A
     KeyboardInterrupt stops everything at once (see the module docstring).
     """
-    from tqdm import tqdm
     # The client logs every failed attempt at WARNING/ERROR; this module reports each file's outcome instead.
     logging.getLogger('internetarchive').setLevel(logging.CRITICAL)
     os.makedirs(settings.pdf_directory, exist_ok=True)

@@ -29,6 +29,8 @@ import logging
 import threading
 import time
 
+import tensorflow as tf
+
 logger = logging.getLogger(__name__)
 
 EXIT_WAIT_SEC = 30.0  # longest a call already inside Python may take to return (one batch read)
@@ -39,7 +41,6 @@ _gate_lock = threading.Lock()
 
 class _Gate:
     def __init__(self):
-        import tensorflow as tf
         with tf.init_scope(), tf.device('/device:CPU:0'):
             self.closed = tf.raw_ops.VarHandleOp(dtype=tf.bool, shape=[], shared_name='deepzine_exit_gate_closed')
             self.calls_inside = tf.raw_ops.VarHandleOp(dtype=tf.int64, shape=[],
@@ -49,7 +50,6 @@ class _Gate:
 
     def close(self):
         """Stop every later call from entering Python, then wait for the calls inside to leave."""
-        import tensorflow as tf
         tf.raw_ops.AssignVariableOp(resource=self.closed, value=True)
         deadline = time.monotonic() + EXIT_WAIT_SEC
         while int(tf.raw_ops.ReadVariableOp(resource=self.calls_inside, dtype=tf.int64)) > 0:
@@ -84,7 +84,6 @@ def gated_numpy_function(function, inputs, output_types, outputs_when_closed):
     problem as an output instead): a call that fails never counts itself out,
     and the exit would wait EXIT_WAIT_SEC for it.
     """
-    import tensorflow as tf
     gate = _the_gate()
     one = tf.constant(1, tf.int64)
     entered = tf.raw_ops.AssignAddVariableOp(resource=gate.calls_inside, value=one)

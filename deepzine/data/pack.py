@@ -22,13 +22,20 @@ import logging
 import math
 import os
 import re
+import shutil
 import zlib
 
+import numpy as np
+from tqdm import tqdm
+
 from deepzine.data.page_checks import PageSelection, is_blank, kept_positions, page_digest, spread_page_numbers
+from deepzine.data.page_file_layout import GZIP_LEVEL
 from deepzine.data.rasterize import DocumentError, measure_document, render_pages
+from deepzine.data.squaring import build_pyramid, page_box, square_page
 from deepzine.data.workers import Workers
-from deepzine.data.writer import GZIP_LEVEL
+from deepzine.files import OutOfSpace, atomic_path, remove_leftovers
 from deepzine.sizes import sizes_between
+from deepzine.test_hooks import pause_at
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +145,6 @@ def count_document(path, program):
     Sizes come as float32 [pages, 2] (NaN: unreadable), 8 bytes a page, as the
     main process holds them for every document until it is rendered.
     """
-    import numpy as np
     try:
         count, sizes = measure_document(path, program)
         if sizes is not None:
@@ -150,20 +156,19 @@ def count_document(path, program):
         return 0, None, f'cannot be read ({type(error).__name__}: {error})'
 
 
+def _page_image_path(settings, key, page_number):
+    """image_directory/<document key without extension>-NNNN.png (keep_page_images)."""
+    return os.path.join(settings.page_image_directory, f'{os.path.splitext(key)[0]}-{page_number:04d}.png')
+
+
 def _save_page_image(page, task, page_number):
-    stem = os.path.splitext(task.key)[0]
-    target = os.path.join(task.settings.page_image_directory, f'{stem}-{page_number:04d}.png')
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    temporary = target + '.partial'
-    page.save(temporary, format='PNG')
-    os.replace(temporary, target)
+    with atomic_path(_page_image_path(task.settings, task.key, page_number), suffix='.png') as temporary:
+        page.save(temporary, format='PNG')
 
 
 def render_chunk(task):
     """Render, square and downsample one chunk; a bad page is listed in `skipped`, never raised."""
-    import numpy as np
-
-    from deepzine.data.squaring import build_pyramid, page_box, square_page
+    pause_at('rendering', f'{task.key} pages {task.page_numbers[0]}-{task.page_numbers[-1]}')
     settings = task.settings
     squares, page_numbers, skipped, blank = [], [], [], []
     try:
@@ -179,7 +184,7 @@ def render_chunk(task):
                 blank.append(is_blank(square, page_box(*page.size, settings.output_size, settings.square_mode)))
                 squares.append(square)
                 page_numbers.append(page_number)
-            except (OSError, ValueError, MemoryError) as error:
+            except (OSError, OutOfSpace, ValueError, MemoryError) as error:
                 skipped.append((page_number, f'cannot be squared ({error})'))
     except Exception as error:  # noqa: BLE001 - the whole rest of the range is lost, the run goes on
         reason = str(error) if isinstance(error, DocumentError) else f'{type(error).__name__}: {error}'
@@ -223,7 +228,6 @@ def _crashed_chunk(task):
 
 def pack_documents(documents, writer, settings, workers=1, progress=True, selection=PageSelection()):
     """Render and write every document not yet finished in `writer`; returns a PackSummary."""
-    from tqdm import tqdm
     summary = PackSummary(selection=selection, documents_found=len(documents))
     for document in documents:
         done_size = writer.finished_documents.get(document.key)
@@ -233,6 +237,9 @@ def pack_documents(documents, writer, settings, workers=1, progress=True, select
     summary.documents_already_done = len(documents) - len(todo)
     if not todo:
         return summary
+    if settings.page_image_directory:  # what workers killed while saving a page image left
+        for folder in sorted({os.path.dirname(_page_image_path(settings, document.key, 1)) for document in todo}):
+            remove_leftovers(folder)
     logger.info('packing %d documents (%d already in the page file) with %d worker process%s', len(todo),
                 summary.documents_already_done, workers, '' if workers == 1 else 'es')
     pool = Workers(workers)
@@ -271,7 +278,6 @@ _STORED_SHARE = {'gzip': 0.3, 'lzf': 0.4, 'none': 1.0}
 
 def _warn_if_space_is_short(folder, page_count, settings):
     """One warning before rendering when the pages will not fit on the disk (the merge needs them twice)."""
-    import shutil
     per_page = (sum(size * size for size in sizes_between(4, settings.output_size)) * settings.channels
                 * _STORED_SHARE[settings.compression])
     needed = 2 * page_count * per_page

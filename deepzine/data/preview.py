@@ -13,7 +13,10 @@ import math
 import os
 
 import numpy as np
+from PIL import Image
 
+from deepzine.data.store import PageStore, describe_sizes
+from deepzine.files import atomic_path
 from deepzine.parameters import ConfigError
 
 DEFAULT_PAGE_COUNT = 64
@@ -36,7 +39,6 @@ def drawn_page_indices(page_count, count, seed=0):
 
 def contact_sheet(pages):
     """uint8 [n, size, size, channels] -> one PIL image: a near-square grid with a grey gap around each page."""
-    from PIL import Image
     count, size, _, channels = pages.shape
     columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
@@ -54,8 +56,6 @@ def write_preview(page_file_path, output_path, size=None, count=DEFAULT_PAGE_COU
     size: the page size shown, one of the stored sizes (default: the largest
     stored, at most MAX_DEFAULT_PAGE_SIZE). Grey files give a grey sheet.
     """
-    from deepzine.data.store import PageStore, describe_sizes
-    from deepzine.files import atomic_path
     output_path = os.path.abspath(output_path)
     with PageStore(page_file_path) as store:
         if size is None:

@@ -1,7 +1,7 @@
 """The load_data stage: an Internet Archive collection, a folder of PDFs or a folder of page images -> one HDF5 page file.
 
-Heavy libraries (h5py, pypdfium2, internetarchive) are imported inside `run`
-and the modules it calls, so `--dry-run` and `--list-params` stay instant.
+Heavy libraries (h5py, pypdfium2, internetarchive) are imported only where the
+modules below use them, so `--dry-run` and `params` stay instant.
 """
 
 import dataclasses
@@ -10,8 +10,20 @@ import os
 import re
 import sys
 
+import yaml
+
+from deepzine.data import archive, sources
+from deepzine.data.archive import DownloadSettings
+from deepzine.data.pack import IMAGE_FILES, RenderSettings, pack_documents
+from deepzine.data.page_checks import PageSelection
+from deepzine.data.page_file_layout import read_finished_documents
+from deepzine.data.preview import DEFAULT_PAGE_COUNT, default_preview_path, write_preview
+from deepzine.data.store import PageFileFacts, segment_folder
+from deepzine.data.writer import PageWriter
+from deepzine.files import remove_leftovers
 from deepzine.parameter_groups import DataFileParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive, power_of_two, where_relative_paths_start
+from deepzine.sizes import sizes_between
 from deepzine.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -112,7 +124,6 @@ class LoadDataStage(Stage, DataFileParameters):
         return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
     def _render_settings(self):
-        from deepzine.data.pack import IMAGE_FILES, RenderSettings
         images = self.data_source == 'image_directory'
         return RenderSettings(program=IMAGE_FILES if images else self.pdf_conversion_program,
                               output_size=self.data_output_size, square_mode=self.square_mode, channels=self.channels,
@@ -121,7 +132,6 @@ class LoadDataStage(Stage, DataFileParameters):
                               compression=self.hdf5_compression)
 
     def _download_plan(self):
-        from deepzine.data.archive import DownloadSettings
         return DownloadPlan(self.internetarchive_collection, self.internetarchive_query, self.pdf_num or None,
                             self.download_workers,
                             DownloadSettings(self.pdf_directory, host=self.internetarchive_host,
@@ -131,12 +141,6 @@ class LoadDataStage(Stage, DataFileParameters):
     # --- Stage interface ------------------------------------------------------------------------------
 
     def validate(self, earlier):
-        import yaml
-
-        from deepzine.data.page_checks import PageSelection
-        from deepzine.data.preview import default_preview_path
-        from deepzine.data.store import PageFileFacts
-        from deepzine.sizes import sizes_between
         if self.data_source == 'internetarchive':
             collection = self.internetarchive_collection
             if not collection or not _COLLECTION_PATTERN.fullmatch(collection):
@@ -176,14 +180,11 @@ class LoadDataStage(Stage, DataFileParameters):
 
     def _check_existing_file(self, schema):
         """Refuse to add pages to a finished file made with other settings, before any download starts."""
-        from deepzine.data.store import PARTIAL_SUFFIX
-        if self.overwrite or not os.path.isfile(self.data_hdf5) or os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
+        if self.overwrite or not os.path.isfile(self.data_hdf5) or os.path.exists(segment_folder(self.data_hdf5)):
             return
-        from deepzine.data.writer import read_finished_documents
         read_finished_documents(self.data_hdf5, schema)
 
     def describe(self, plan):
-        from deepzine.data.preview import DEFAULT_PAGE_COUNT
         lines = []
         download, render, selection = plan.download, plan.render, plan.selection
         if download:
@@ -212,9 +213,8 @@ class LoadDataStage(Stage, DataFileParameters):
         return lines
 
     def _file_mode(self):
-        from deepzine.data.store import PARTIAL_SUFFIX
-        if os.path.exists(self.data_hdf5 + PARTIAL_SUFFIX):
-            return f'resume the interrupted run in {os.path.basename(self.data_hdf5 + PARTIAL_SUFFIX)} if its settings match'
+        if os.path.exists(segment_folder(self.data_hdf5)):
+            return f'resume the interrupted run in {os.path.basename(segment_folder(self.data_hdf5))} if its settings match'
         if os.path.exists(self.data_hdf5):
             return 'rebuild it from scratch (overwrite: true)' if self.overwrite else 'add only documents not yet in it'
         return 'new file'
@@ -229,13 +229,12 @@ class LoadDataStage(Stage, DataFileParameters):
 
     def run(self, plan):
         """Fetch or find the documents, pack the new ones, write the preview; returns the finished HDF5 file's path."""
-        from deepzine.data import archive, sources
-        from deepzine.data.pack import pack_documents
-        from deepzine.data.preview import write_preview
-        from deepzine.data.store import PARTIAL_SUFFIX
-        from deepzine.data.writer import PageWriter, read_finished_documents
         progress = sys.stderr.isatty()
         path, schema = plan.page_file.path, plan.render.schema()
+        # what a run killed while writing the preview or its settings left beside the page file (the page
+        # writer removes its own)
+        remove_leftovers(os.path.dirname(path), [os.path.basename(name) for name in (plan.preview_path,
+                                                                                    *self.saved_files(plan))])
         download_line = None
         if plan.download:
             download = plan.download
@@ -251,7 +250,7 @@ class LoadDataStage(Stage, DataFileParameters):
             key = 'image_directory' if images else 'pdf_directory'
             raise ConfigError(f'{key}={plan.source_directory}: no documents found (looked recursively for '
                               + ('png/jpg/tif files)' if images else '.pdf files)'))
-        if not plan.overwrite and os.path.isfile(path) and not os.path.exists(path + PARTIAL_SUFFIX):
+        if not plan.overwrite and os.path.isfile(path) and not os.path.exists(segment_folder(path)):
             already_done = read_finished_documents(path, schema)
             if all(document.key in already_done for document in documents):
                 logger.info('load_data: nothing new; all %d documents are already in %s', len(documents), path)

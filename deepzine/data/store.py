@@ -18,6 +18,9 @@ Layout (format version 1), written by `deepzine.data.writer`:
 
 Trainers and evaluators import only `PageStore`, `page_dataset` and, to report a damaged file,
 `unreadable_page_count`, `raise_if_damaged` and `DamagedPageFile` (deepzine.data.damaged_pages) from here.
+
+h5py and TensorFlow (with deepzine.data.exit_gate, which needs it) are imported
+where they are used: `--dry-run` imports this module.
 """
 
 import dataclasses
@@ -29,17 +32,22 @@ import numpy as np
 
 from deepzine.data.damaged_pages import (DamagedPageFile, file_identity, raise_if_damaged,  # noqa: F401 (re-exported)
                                          record_for, unreadable_page_count)
+from deepzine.files import SEGMENT_FOLDER_SUFFIX
 from deepzine.parameters import ConfigError, where_relative_paths_start
 
 FORMAT_NAME = 'deepzine-pages'
 FORMAT_VERSION = 1
-PARTIAL_SUFFIX = '.partial'
 REOPEN_EVERY_PAGES = 10000  # pages read between reopenings of the file (see PageStore.read)
 PROVENANCE_COLUMNS = ('identifier', 'file', 'page_number')
 
 
 def data_name(size):
     return f'data_{size}'
+
+
+def segment_folder(page_file):
+    """<data_hdf5>.partial: where an unfinished load_data keeps its committed segments for the next run to resume."""
+    return os.fspath(page_file) + SEGMENT_FOLDER_SUFFIX
 
 
 def _plain(value):
@@ -69,8 +77,8 @@ class PageStore:
         import h5py
         self.path = os.path.abspath(path)
         if not os.path.isfile(self.path):
-            hint = (' (an interrupted load_data left ' + os.path.basename(self.path + PARTIAL_SUFFIX)
-                    + ': re-run load_data to finish it)') if os.path.exists(self.path + PARTIAL_SUFFIX) else ''
+            hint = (' (an interrupted load_data left ' + os.path.basename(segment_folder(self.path))
+                    + ': re-run load_data to finish it)') if os.path.exists(segment_folder(self.path)) else ''
             raise ConfigError(f'data_hdf5={self.path}: file not found{hint}; run load_data (load_data: true) to build '
                               f'it ({where_relative_paths_start()})')
         try:

@@ -3,18 +3,21 @@
 Why segments: HDF5 is not crash-safe. A process killed while appending to an
 open HDF5 file can leave it unreadable even where it was flushed (measured:
 about 1 kill in 8 while writing gave 'filter returned failure during read'
-or an unopenable file). So pages stream into `<data_hdf5>.partial/segment-N.hdf5.tmp`;
-at a document boundary, at most every `commit_interval_sec`, the segment is
-closed and renamed to `segment-N.hdf5`. A closed, renamed file is complete, so:
+or an unopenable file). So pages stream into a temporary file in the segment
+folder `<data_hdf5>.partial/`; at a document boundary, at most every
+`commit_interval_sec`, the segment is closed, flushed to the disk and renamed
+to `segment-N.hdf5`. A closed, renamed file is complete, so:
 - a killed run resumes from its committed segments (at most the last few
   seconds of documents are done again) and never from a damaged file;
 - `finish()` merges the previous data_hdf5 (for an incremental run) and the
-  segments into `<data_hdf5>.merging`, marks it complete and renames it over
-  data_hdf5: a file that looks finished is always complete, and the old file
-  stays readable until the new one replaces it;
+  segments into a temporary file beside it, marks it complete and renames it
+  over data_hdf5: a file that looks finished is always complete, and the old
+  file stays readable until the new one replaces it;
 - memory does not grow with the collection: every page is written as it comes
   (only each stored page's SHA-1, ~100 bytes, is held, to find repeated pages).
-The merge copies compressed chunks as they are (no recompression).
+The merge copies compressed chunks as they are (no recompression). Temporary
+names are deepzine.files' own, so a killed run's are removed by the next.
+h5py is imported where it is used: `--dry-run` imports this module.
 
 `pages/sha1` holds each page's SHA-1 (hex) at the output size, so a later run
 finds pages repeating ones already stored. Files written before that column
@@ -35,99 +38,22 @@ import zlib
 
 import numpy as np
 
-from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, PARTIAL_SUFFIX, data_name
-from deepzine.files import require_free_space
+from deepzine.data.page_file_layout import (DOCUMENT_TYPES, PROVENANCE_TYPES, attribute_value, create_layout,
+                                            finished_documents, read_finished_documents, stored_page_digests)
+from deepzine.data.store import FORMAT_NAME, FORMAT_VERSION, data_name, segment_folder
+from deepzine.files import atomic_path, commit, remove_leftovers, require_free_space, temporary_path_beside, write_json
 from deepzine.parameters import ConfigError
 from deepzine.sizes import sizes_between
+from deepzine.test_hooks import pause_at
 
 logger = logging.getLogger(__name__)
 
-PROVENANCE_TYPES = {'identifier': 'str', 'file': 'str', 'page_number': 'int32', 'sha1': 'S40'}
 _GIVEN_PROVENANCE = ('identifier', 'file', 'page_number')  # what append_pages receives per page; sha1 it works out
-DOCUMENT_TYPES = {'file': 'str', 'size_bytes': 'int64', 'first_page_index': 'int64',
-                  'pages_written': 'int32', 'pages_skipped': 'int32', 'status': 'str'}
-GZIP_LEVEL = 1  # hdf5_compression gzip: fast to write, and the workers' zlib streams must use the same level
-_COMPRESSION = {'gzip': {'compression': 'gzip', 'compression_opts': GZIP_LEVEL}, 'lzf': {'compression': 'lzf'}, 'none': {}}
-_DIGEST_BLOCK_PAGES = 256
 _RUN_FILE = 'run.json'
-_MERGING_SUFFIX = '.merging'
 
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-
-
-def _plain(value):
-    value = value.decode() if isinstance(value, bytes) else value
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def schema_differences(attributes, schema):
-    """['square_mode: file has 'pad', config gives 'stretch'', ...] for every schema key that differs.
-
-    schema: the attributes that fix what a stored page looks like
-    (deepzine.data.pack.RenderSettings.schema()); new pages may only join a
-    file whose values match.
-    """
-    return [f'{key}: file has {_plain(attributes.get(key))!r}, config gives {value!r}'
-            for key, value in schema.items() if _plain(attributes.get(key)) != value]
-
-
-def finished_documents(handle):
-    """{relative file: size in bytes} of the documents recorded in an open page file or segment."""
-    group = handle['documents']
-    return dict(zip((str(name) for name in group['file'].asstr()[:]), (int(size) for size in group['size_bytes'][:])))
-
-
-def stored_page_digests(handle, output_size):
-    """SHA-1 digests (20 bytes) of every page of an open page file or segment, in order.
-
-    Read from `pages/sha1`; a file written before that column existed is hashed
-    from its pixels (about 1 ms per 256 px page).
-    """
-    column = handle['pages'].get('sha1')
-    if column is not None:
-        return [bytes.fromhex(value.decode('ascii')) for value in column[:]]
-    dataset = handle[data_name(output_size)]
-    logger.info('hashing the %d pages of %s (written before page hashes were stored; once)', dataset.shape[0],
-                handle.filename)
-    digests = []
-    for start in range(0, dataset.shape[0], _DIGEST_BLOCK_PAGES):
-        digests += [hashlib.sha1(page.tobytes()).digest() for page in dataset[start:start + _DIGEST_BLOCK_PAGES]]
-    return digests
-
-
-def read_finished_documents(path, schema):
-    """Finished documents of an existing, complete page file whose schema matches; ConfigError if it does not."""
-    import h5py
-    try:
-        with h5py.File(path, 'r') as handle:
-            if handle.attrs.get('format') != FORMAT_NAME or not handle.attrs.get('complete', False):
-                raise ConfigError(f'data_hdf5={path}: exists but is not a finished DeepZine page file; '
-                                  'set overwrite: true to replace it')
-            differences = schema_differences(handle.attrs, schema)
-            if differences:
-                raise ConfigError(f'data_hdf5={path} was built with other settings ({"; ".join(differences)}); '
-                                  'set overwrite: true to rebuild it, or point data_hdf5 elsewhere')
-            return finished_documents(handle)
-    except OSError as error:
-        raise ConfigError(f'data_hdf5={path}: cannot be read ({error}); set overwrite: true to replace it') from None
-
-
-def create_layout(handle, sizes, channels, compression, page_count=0, document_count=0):
-    """The page-file datasets; resizable along the first axis while page_count is 0 (segments grow)."""
-    import h5py
-    string = h5py.string_dtype()
-    growing = page_count == 0
-    for size in sizes:
-        shape = (size, size, channels)
-        handle.create_dataset(data_name(size), shape=(page_count, *shape), maxshape=(None, *shape), dtype=np.uint8,
-                              chunks=(1, *shape), **_COMPRESSION[compression])
-    for group_name, columns, rows in (('pages', PROVENANCE_TYPES, page_count), ('documents', DOCUMENT_TYPES, document_count)):
-        group = handle.create_group(group_name)
-        for name, kind in columns.items():
-            group.create_dataset(name, shape=(0 if growing else rows,), maxshape=(None,),
-                                 dtype=string if kind == 'str' else kind, chunks=(4096,), compression='gzip')
 
 
 class PageWriter:
@@ -138,23 +64,23 @@ class PageWriter:
         import h5py
         self._h5py = h5py
         self.path = os.path.abspath(path)
-        self.segment_folder = self.path + PARTIAL_SUFFIX
+        self.segment_folder = segment_folder(self.path)
         self.schema, self.attributes = dict(schema), dict(attributes)
         self.compression, self.overwrite = compression, overwrite
         self.commit_interval_sec = commit_interval_sec
         self.sizes = sizes_between(4, schema['output_size'])
         self.channels = int(schema['channels'])
         self.final_page_count = None
-        self._segment, self._segment_opened, self._document_start = None, 0.0, 0
+        self._segment, self._segment_path, self._segment_opened, self._document_start = None, None, 0.0, 0
         self._digests_by_source = {}  # page file or segment -> its pages' digests, in order (for the merge)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        if os.path.exists(self.path + _MERGING_SUFFIX):
-            os.remove(self.path + _MERGING_SUFFIX)  # a merge that was killed: the segments are still there
+        # a merge that was killed: its segments are still there
+        remove_leftovers(os.path.dirname(self.path), [os.path.basename(self.path)])
         self.base_documents, self.created_utc = {}, _now()
         if os.path.exists(self.path) and not overwrite:
             self.base_documents = read_finished_documents(self.path, self.schema)
             with h5py.File(self.path, 'r') as handle:
-                self.created_utc = _plain(handle.attrs.get('created_utc', self.created_utc))
+                self.created_utc = attribute_value(handle.attrs.get('created_utc', self.created_utc))
         self._run_id = self._resume_or_start()
         self.segments = sorted(glob.glob(os.path.join(self.segment_folder, 'segment-*.hdf5')))
         self.finished_documents = dict(self.base_documents)
@@ -197,18 +123,16 @@ class PageWriter:
             elif self._already_merged(run.get('run_id')):
                 reason = f'its pages are already in {self.path}'
             if reason is None:
-                for leftover in glob.glob(os.path.join(self.segment_folder, '*.tmp')):
-                    os.remove(leftover)  # the segment being written when the run stopped
+                remove_leftovers(self.segment_folder)  # the segment being written when the run stopped
                 return run['run_id']
             if reason:
                 logger.warning('discarding %s: %s', self.segment_folder, reason)
                 shutil.rmtree(self.segment_folder)
         os.makedirs(self.segment_folder)
         run_id = uuid.uuid4().hex
-        temporary = run_file + '.tmp'
-        with open(temporary, 'w', encoding='utf-8') as handle:
-            json.dump({'run_id': run_id, 'schema': self.schema, 'overwrite': self.overwrite, 'started_utc': _now()}, handle)
-        os.replace(temporary, run_file)
+        # durable: without its run record a segment folder cannot be resumed
+        write_json(run_file, {'run_id': run_id, 'schema': self.schema, 'overwrite': self.overwrite,
+                              'started_utc': _now()}, durable=True)
         return run_id
 
     def _already_merged(self, run_id):
@@ -216,7 +140,7 @@ class PageWriter:
         if not os.path.exists(self.path) or run_id is None:
             return False
         with self._h5py.File(self.path, 'r') as handle:
-            return _plain(handle.attrs.get('merged_run_id')) == run_id
+            return attribute_value(handle.attrs.get('merged_run_id')) == run_id
 
     def _left_over_from_the_finished_file(self):
         """A segment folder without run.json is the finished file's own when its segments carry that run id,
@@ -226,14 +150,14 @@ class PageWriter:
             return True
         try:
             with self._h5py.File(segments[0], 'r') as handle:
-                run_id = _plain(handle.attrs.get('run_id'))
+                run_id = attribute_value(handle.attrs.get('run_id'))
         except OSError:
             return False
         return self._already_merged(run_id)
 
     def _open_segment(self):
-        name = os.path.join(self.segment_folder, f'segment-{len(self.segments) + 1:06d}.hdf5.tmp')
-        self._segment = self._h5py.File(name, 'w')
+        self._segment_path = os.path.join(self.segment_folder, f'segment-{len(self.segments) + 1:06d}.hdf5')
+        self._segment = self._h5py.File(temporary_path_beside(self._segment_path), 'w')
         self._segment.attrs.update({**self.schema, 'run_id': self._run_id})
         create_layout(self._segment, self.sizes, self.channels, self.compression)
         self._segment_opened, self._document_start = time.monotonic(), 0
@@ -244,15 +168,13 @@ class PageWriter:
         documents = self._segment['documents/file'].shape[0]
         pages = self._segment[data_name(self.sizes[-1])].shape[0]
         self._segment.close()
-        self._segment = None
-        with open(temporary, 'rb') as handle:
-            os.fsync(handle.fileno())
-        final = temporary[:-len('.tmp')]
-        os.replace(temporary, final)
+        self._segment, final = None, self._segment_path
+        commit(temporary, final, durable=True)
         self.segments.append(final)
         self._digests_by_source[final] = self._digests_by_source.pop(temporary, [])
         logger.debug('committed %s: %d documents, %d pages (%d documents done in all)', os.path.basename(final),
                      documents, pages, len(self.finished_documents))
+        pause_at('segment committed', f'{os.path.basename(final)}, {len(self.finished_documents)} documents done in all')
 
     # --- writing --------------------------------------------------------------------------------------
 
@@ -318,14 +240,12 @@ class PageWriter:
             self.discard()
             raise ConfigError(f'data_hdf5={self.path}: no usable pages at all; see the warnings above for why '
                               'each document was skipped')
-        merging = self.path + _MERGING_SUFFIX
         # The merged file is about the size of its sources; the old file and the segments stay until it is renamed.
-        require_free_space(merging, sum(os.path.getsize(source) for source in sources))
-        with self._h5py.File(merging, 'w') as target:
-            _merge(sources, target, self, page_count)
-        with open(merging, 'rb') as handle:
-            os.fsync(handle.fileno())
-        os.replace(merging, self.path)
+        require_free_space(self.path, sum(os.path.getsize(source) for source in sources))
+        with atomic_path(self.path, durable=True) as merging:
+            with self._h5py.File(merging, 'w') as target:
+                _merge(sources, target, self, page_count)
+            pause_at('merged', os.path.basename(merging))
         shutil.rmtree(self.segment_folder, ignore_errors=True)
         self.final_page_count = page_count
         return self.path

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from deepzine.parameters import ConfigError
 from deepzine.files import atomic_path
 from deepzine.sampling.images import to_pil_image
+from deepzine.test_hooks import pause_at
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ def write_movie(frames, movie_path, fps=DEFAULT_FPS, codec=None, crf=DEFAULT_CRF
                 if picture.size != (movie_width, movie_height):
                     picture = picture.resize((movie_width, movie_height), resample)
                 writer.send(np.ascontiguousarray(np.asarray(picture)))
+                pause_at('encoding', f'{os.path.basename(movie_path)}, {frame_count} frames')
         finally:
             writer.close()
         if not os.path.exists(temporary_path) or os.path.getsize(temporary_path) == 0:

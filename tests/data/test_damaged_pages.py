@@ -82,6 +82,7 @@ def test_bytes_overwritten_in_the_middle_of_the_file_cost_only_the_pages_they_hi
     assert 'is unreadable at 32x32' in caplog.text
 
 
+@pytest.mark.slow
 def test_page_dataset_keeps_yielding_full_batches_across_a_damaged_page(page_file):
     overwrite_chunk(page_file, 'data_8', 3)
     dataset = page_dataset(page_file, 8, batch_size=8, seed=0, repeat=False)

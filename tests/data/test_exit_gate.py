@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.page_files import write_page_hdf5
 
@@ -26,6 +27,7 @@ print('read', flush=True)
 '''
 
 
+@pytest.mark.slow
 def test_live_page_dataset_iterators_never_hang_the_exit(tmp_path):
     path = str(tmp_path / 'pages.hdf5')
     write_page_hdf5(path, np.random.default_rng(0).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8))

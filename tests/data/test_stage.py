@@ -15,6 +15,7 @@ from PIL import Image
 from deepzine.data.stage import LoadDataStage
 from deepzine.data.store import PageStore
 from deepzine.parameters import ConfigError, describe, registry, resolve
+from deepzine.test_hooks import VARIABLE as PAUSE_VARIABLE
 
 from tests.stages import prepare_stage
 
@@ -185,14 +186,19 @@ def test_no_documents_at_all_is_a_config_error(tmp_path):
 
 # --- kill and resume ------------------------------------------------------------------------------------
 
-DOCUMENTS = 36
+DOCUMENTS = 6
 KILLABLE_RUN = '''
-import json, logging, sys
-logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format='%(name)s %(message)s')
+import json, sys
+from deepzine.data import sources
+from deepzine.data.pack import pack_documents
 from deepzine.data.stage import LoadDataStage
-from deepzine.parameters import registry, resolve
+from deepzine.data.writer import PageWriter
 from tests.stages import prepare_stage
-prepare_stage(LoadDataStage, **json.loads(sys.argv[1])).run()
+plan = prepare_stage(LoadDataStage, **json.loads(sys.argv[1])).plan
+# The stage's own packing, each document committed on its own (commit_interval_sec 0) as a slow real run would
+writer = PageWriter(plan.page_file.path, plan.render.schema(), plan.file_attributes, commit_interval_sec=0)
+pack_documents(sources.find_pdfs(plan.source_directory), writer, plan.render, plan.workers, progress=False)
+writer.finish()
 '''
 
 
@@ -204,24 +210,22 @@ def test_a_run_killed_mid_way_resumes_without_redoing_finished_documents(tmp_pat
     config = {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': str(pdfs), 'data_output_size': 16,
               'data_hdf5': str(tmp_path / 'pages.hdf5'), 'pdf_conversion_program': 'ghostscript', 'pdf_dpi': 150,
               'conversion_workers': 2}
-    # A session of its own, so the kill reaches the worker processes too (as Ctrl-C or an OOM kill would).
+    # Held by the test hook right after its first committed segment, then killed there with its workers (a
+    # session of its own, so the kill reaches them too, as an out-of-memory kill of the job would).
     process = subprocess.Popen([sys.executable, '-c', KILLABLE_RUN, json.dumps(config)], cwd=REPOSITORY,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    committed = None
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, PAUSE_VARIABLE: f'segment committed={tmp_path / "never"}'})
     try:
-        for line in process.stdout:
-            found = re.search(r'committed segment-\d+\.hdf5: .*\((\d+) documents done in all\)', line)
-            if found:
-                committed = int(found.group(1))
-                break
+        paused = next((line for line in process.stderr if line.startswith('test hook: paused at segment committed')),
+                      None)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    assert committed and committed < DOCUMENTS, 'the run ended before it could be killed'
+    assert paused and '(segment-000001.hdf5, 1 documents done in all)' in paused, paused
     assert not os.path.exists(config['data_hdf5']) and os.path.isdir(config['data_hdf5'] + '.partial')
 
     prepare_stage(LoadDataStage, **config).run()
-    assert summary_number(caplog, r'(\d+) already in the file') >= committed
+    assert summary_number(caplog, r'(\d+) already in the file') == 1
     with PageStore(config['data_hdf5']) as store:
         rows = store.provenance(range(store.page_count))
     expected = [(f'doc{number:02d}', f'doc{number:02d}.pdf', page) for number in range(DOCUMENTS) for page in (1, 2, 3)]

@@ -11,6 +11,7 @@ import pytest
 from deepzine.data.squaring import build_pyramid
 from deepzine.data.store import PageStore, page_dataset, shuffled_index_function
 from deepzine.data.writer import PageWriter
+from deepzine.files import temporary_path_beside
 from deepzine.parameters import ConfigError
 
 SCHEMA = {'output_size': 16, 'channels': 3, 'square_mode': 'stretch', 'pdf_dpi': 100, 'pdf_conversion_program': 'pdfium'}
@@ -141,11 +142,11 @@ def test_resume_keeps_committed_documents_and_drops_the_rest(tmp_path):
     add_document(writer, 'first', [1, 2])
     writer.append_pages(constant_pages([99]), [('second', 'second.pdf', 1)])
     writer.close()
-    with open(os.path.join(path + '.partial', 'segment-000002.hdf5.tmp'), 'wb') as handle:
+    with open(temporary_path_beside(os.path.join(path + '.partial', 'segment-000002.hdf5')), 'wb') as handle:
         handle.write(b'half-written segment of a killed run')
     resumed = new_writer(path)
     assert resumed.finished_documents == {'first.pdf': 1000} and resumed.resumed_documents == 1
-    assert not any(name.endswith('.tmp') for name in os.listdir(path + '.partial'))
+    assert sorted(os.listdir(path + '.partial')) == ['run.json', 'segment-000001.hdf5']
     add_document(resumed, 'second', [3])
     resumed.finish()
     assert first_values(path) == [1, 2, 3]

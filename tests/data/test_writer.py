@@ -10,8 +10,9 @@ import pytest
 
 from deepzine.data.pack import IMAGE_FILES, RenderSettings
 from deepzine.data.page_checks import page_digest
+from deepzine.data.page_file_layout import GZIP_LEVEL
 from deepzine.data.squaring import build_pyramid
-from deepzine.data.writer import GZIP_LEVEL, PageWriter
+from deepzine.data.writer import PageWriter
 
 SETTINGS = RenderSettings('pdfium', 16, 'stretch', 3)
 

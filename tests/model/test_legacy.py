@@ -76,6 +76,7 @@ def test_generator_and_discriminator_match_the_original_graph(size):
     assert relative_error(discriminator(generated), reference['d_fake_logits']) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_1024_crops_average_pool_and_logits_match_the_original_graph():
     reference = np.load(LEGACY / 'res1024' / 'reference.npz')
     architecture, generator, discriminator = load_legacy_networks(LEGACY / 'res1024' / 'model.ckpt', size=1024)

@@ -8,6 +8,7 @@ import sys
 
 import imageio.v2 as imageio
 import numpy as np
+import pytest
 from PIL import Image
 
 from deepzine.model.architecture import filter_widths
@@ -45,6 +46,7 @@ def test_pages_look_like_pages():
     assert np.abs(pages[0] - pages[1]).mean() > 0.01  # different latents, different pages
 
 
+@pytest.mark.slow
 def test_default_config_runs_offline_and_makes_pages_grid_frames_and_movie(tmp_path):
     output = tmp_path / 'out'
     overrides = ['inference_output_num=6', 'interpolation_vector_num=3', 'interpolation_frames=4', 'movie_size=128',

@@ -12,6 +12,7 @@ from deepzine.training.devices import choose_precision, is_chief, make_strategy,
 from tests.training.helpers import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_two_mirrored_cpus_compute_the_step_of_one_device():
     result = subprocess.run([sys.executable, '-m', 'tests.training.mirrored_check'], cwd=str(REPO_ROOT),
                             capture_output=True, text=True, timeout=300,

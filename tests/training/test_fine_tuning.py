@@ -30,6 +30,7 @@ def generated(folder):
     return generator(tf.constant(LATENTS), size=size).numpy(), description
 
 
+@pytest.mark.slow
 def test_a_converted_original_model_trains_its_stable_phase_and_keeps_its_architecture(converted_run):
     tmp_path, raw = converted_run
     before, original = generated(tmp_path / 'log' / '16')

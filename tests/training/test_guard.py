@@ -38,6 +38,7 @@ def wide_bands(tmp_path_factory):
     return write_page_hdf5(tmp_path_factory.mktemp('pages') / 'bands64.hdf5', band_pages(64, 16))
 
 
+@pytest.mark.slow
 def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_bands, tmp_path):
     """learning_rate 5.0 stops at 16x16 fade step 10 with NaN losses without the guard (measured); with it, every phase
     rolls back to its start until the rate is low enough, and the run ends with finite weights."""
@@ -97,6 +98,7 @@ def run_until(config_path, text, signal_number):
     return process.returncode, ''.join(output) + rest
 
 
+@pytest.mark.slow
 def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_ctrl_c(band_hdf5, tmp_path):
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=400, learning_rate=5.0,
                        model_loss_output_interval_steps=10, collapse_retries=20)

@@ -17,6 +17,7 @@ from tests.training.helpers import band_pages, make_plan, plan_text, train_confi
 ORIGINAL_16 = pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'legacy_deepzine' / 'res16'
 
 
+@pytest.mark.slow
 def test_a_fresh_run_builds_the_original_network(band_hdf5, tmp_path):
     raw = train_config(tmp_path, band_hdf5, pretrained_model=True, gan_output_size=8, iterations_per_stage=2,
                        max_filter=64, min_filter=1, filter_num_reduction_transition_size=16)
@@ -33,6 +34,7 @@ def test_a_fresh_run_builds_the_original_network(band_hdf5, tmp_path):
     assert saved['minibatch_group_size'] == 0
 
 
+@pytest.mark.slow
 def test_an_original_checkpoint_in_log_dir_is_fine_tuned_and_kept(tmp_path):
     import tensorflow as tf
     from deepzine.model.legacy import load_legacy_networks

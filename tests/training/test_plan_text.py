@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from deepzine.tensorflow_logs import TENSORFLOW_LINE
@@ -59,6 +60,7 @@ def test_a_short_disk_is_warned_about_before_training_in_one_line(tmp_path, band
     assert 'NOT ENOUGH' in plan_text(plan)
 
 
+@pytest.mark.slow
 def test_training_logs_the_estimate_and_the_run_time_left_at_each_phase(tmp_path, band_hdf5, caplog):
     raw = train_config(tmp_path, band_hdf5, gan_output_size=8, iterations_per_stage=2)
     with caplog.at_level(logging.INFO, logger='deepzine'):
@@ -76,6 +78,7 @@ def test_training_logs_the_estimate_and_the_run_time_left_at_each_phase(tmp_path
     assert list(phase_rows(resumed)) == ['8x8 stable'] and phase_rows(resumed)['8x8 stable'][4] == '3'
 
 
+@pytest.mark.slow
 def test_dry_run_through_the_command_line_with_a_set_key(tmp_path, band_hdf5):
     config = tmp_path / 'train.yaml'
     config.write_text(yaml.safe_dump(train_config(tmp_path, band_hdf5, iterations_per_stage=100)))

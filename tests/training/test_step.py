@@ -58,6 +58,7 @@ def test_stable_step_trains_only_the_layers_of_its_size_and_averages_the_generat
     assert state.take_metrics()[1] == 0
 
 
+@pytest.mark.slow
 def test_fade_step_sets_alpha_from_the_step_and_reads_one_batch_per_critic_update(setup):
     strategy, models, state = setup
     settings = StepSettings(latent_size=16, discriminator_updates=2)
@@ -85,6 +86,7 @@ def test_reset_optimizer_zeroes_moments_and_step_but_keeps_the_learning_rate(set
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.01)
 
 
+@pytest.mark.slow
 def test_xla_step_computes_the_losses_of_the_plain_step(setup):
     """The one XLA test (compiling takes seconds): same weights and seed, same losses."""
     strategy, models, _ = setup

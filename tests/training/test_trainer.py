@@ -171,6 +171,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint_without_the_guard(ban
     assert tf.train.latest_checkpoint(str(checkpoints)) == good
 
 
+@pytest.mark.slow
 def test_generator_moves_toward_the_data_in_a_short_run(tmp_path):
     """White pages with one dark band: after 600 steps at 4x4 the page statistics are close to the real ones.
 
@@ -192,6 +193,7 @@ def test_generator_moves_toward_the_data_in_a_short_run(tmp_path):
     assert row_profile_distance < 0.6, (fakes.mean(axis=(0, 2, 3)), reals.mean(axis=(0, 2, 3)))
 
 
+@pytest.mark.slow
 def test_evaluation_at_each_phase_end_when_asked(band_hdf5, tmp_path):
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=2, evaluate_during_training=True,
                        evaluation_image_num=8, memorization_check_num=4)
@@ -200,6 +202,7 @@ def test_evaluation_at_each_phase_end_when_asked(band_hdf5, tmp_path):
     assert 'swd_4_step2.json' in written and 'nearest_4_step2.json' in written
 
 
+@pytest.mark.slow
 def test_a_damaged_page_file_is_skipped_then_refused_in_one_line(tmp_path, caplog):
     """A few unreadable pages: training goes on and says so; most of them: one line asking for a rebuild."""
     from deepzine.data.store import DamagedPageFile
