@@ -19,11 +19,10 @@ import signal
 import sys
 
 from deepzine import __version__
-from deepzine.errors import EXIT_INTERRUPTED_BASE, ConfigError, DeepZineError, RunFailed
+from deepzine.errors import EXIT_INTERRUPTED_BASE, ConfigError, DeepZineError
 from deepzine.files import OutOfSpace, is_out_of_space
 from deepzine.parameters import load_yaml, parse_override
 
-EXIT_FAULT = RunFailed.exit_code
 EXIT_CONFIG_ERROR = ConfigError.exit_code
 EXIT_INTERRUPTED = EXIT_INTERRUPTED_BASE + signal.SIGINT  # 130; SIGTERM gives 143
 
@@ -276,13 +275,11 @@ def _command_for(argv):
                       f"config file (deepzine config.yaml)")
 
 
-def _report_fault(error):
-    """One line for a fault met while working; None when it is not one we know (a bug: traceback)."""
-    if isinstance(error, OutOfSpace):
-        return str(error)
+def _as_known_fault(error):
+    """A full disk met by code that does not report it itself (an OSError, an HDF5 or TensorFlow error) as the
+    OutOfSpace it is; None for any other error (a bug: its traceback stays)."""
     if is_out_of_space(error):
-        where = getattr(error, 'filename', None)
-        return str(OutOfSpace(where or 'an output file'))
+        return OutOfSpace(getattr(error, 'filename', None) or 'an output file')
     return None
 
 
@@ -307,11 +304,11 @@ def main(argv=None):
         print('interrupted: stopped cleanly; re-run the same command to resume', file=sys.stderr)
         return EXIT_INTERRUPTED_BASE + getattr(interruption, 'signal_number', signal.SIGINT)
     except Exception as error:
-        message = _report_fault(error)
-        if message is None:
+        fault = _as_known_fault(error)
+        if fault is None:
             raise
-        print(f'error: {message}', file=sys.stderr)
-        return EXIT_FAULT
+        print(f'error: {fault}', file=sys.stderr)
+        return fault.exit_code
 
 
 if __name__ == '__main__':

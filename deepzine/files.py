@@ -36,6 +36,8 @@ import shutil
 
 import yaml
 
+from deepzine.errors import RunFailed
+
 PARTIAL_MARK = '.partial'
 RESUMABLE_DOWNLOAD_SUFFIX = '.part'
 SEGMENT_FOLDER_SUFFIX = '.partial'
@@ -44,7 +46,7 @@ _OUT_OF_SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)}
 _OUT_OF_SPACE_TEXTS = ('no space left on device', 'disk quota exceeded', 'file too large')
 
 
-class OutOfSpace(Exception):
+class OutOfSpace(RunFailed):
     """The disk filled up while writing `path`: the CLI prints one line and exits 1; a re-run continues."""
 
     def __init__(self, path, detail=''):

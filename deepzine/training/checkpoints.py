@@ -128,7 +128,7 @@ def remove_leftovers(log_dir):
     """Delete what a run killed while saving left behind (TensorFlow's `ckpt-N_temp` folders, our `.partial` files)."""
     directory = checkpoint_directory(log_dir)
     for name in os.listdir(directory) if os.path.isdir(directory) else []:
-        if name.endswith('_temp') and os.path.isdir(os.path.join(directory, name)):
+        if name.endswith(files.TENSORFLOW_TEMPORARY_SUFFIX) and os.path.isdir(os.path.join(directory, name)):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
     files.remove_leftovers(directory)
     files.remove_leftovers(log_dir)
