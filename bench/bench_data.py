@@ -172,7 +172,7 @@ def bench_loader(hdf5, batch_size=16, seconds=3.0):
     for size in sizes:
         iterator = iter(page_dataset(hdf5, size, batch_size, seed=0))
         for _ in range(5):
-            next(iterator)
+            next(iterator)  # (pages, collection numbers)
         start, images = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
             next(iterator)

@@ -10,6 +10,11 @@ Layout (format version 1), written by `deepzine.data.writer`:
 - `documents/file, size_bytes, first_page_index, pages_written, pages_skipped, status`:
   one row per document processed ('packed', or 'skipped: <why>'), which is how an
   incremental run knows what is already done.
+- `pages/collection`: the number of the collection each page came from, an index
+  into the `collections` attribute (JSON: a list of {"name": ..., ...} in number
+  order). A file without them (written before collections existed) holds one
+  collection, named after the source it records (LEGACY_COLLECTION_NAME when
+  it records none).
 - attributes: format ('deepzine-pages'), format_version, complete, channels, sizes,
   output_size, square_mode, pdf_dpi (the upper bound on the rendering dpi; 0 for none, each
   page's longer side then at 2 x output_size, and for image files), pdf_conversion_program,
@@ -25,8 +30,11 @@ where they are used: `--dry-run` imports this module.
 
 import dataclasses
 import itertools
+import json
 import os
 import threading
+
+import yaml
 
 import numpy as np
 
@@ -38,6 +46,9 @@ from deepzine.parameters import ConfigError, where_relative_paths_start
 FORMAT_NAME = 'deepzine-pages'
 FORMAT_VERSION = 1
 REOPEN_EVERY_PAGES = 10000  # pages read between reopenings of the file (see PageStore.read)
+COLLECTIONS_ATTRIBUTE = 'collections'
+COLLECTION_COLUMN = 'collection'
+LEGACY_COLLECTION_NAME = 'pages'
 PROVENANCE_COLUMNS = ('identifier', 'file', 'page_number')
 
 
@@ -59,6 +70,17 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def collection_names_of(attributes):
+    """The names of a page file's collections, in number order, from its attributes (plain values)."""
+    if COLLECTIONS_ATTRIBUTE in attributes:
+        return tuple(str(entry['name']) for entry in json.loads(attributes[COLLECTIONS_ATTRIBUTE]))
+    if attributes.get('data_source') == 'internetarchive':
+        config = yaml.safe_load(attributes.get('config') or '') or {}
+        return (str(config.get('internetarchive_collection') or LEGACY_COLLECTION_NAME),)
+    source = attributes.get('source_directory')
+    return (os.path.basename(os.path.normpath(source)) if source else LEGACY_COLLECTION_NAME,)
 
 
 def _looks_like_original_deepzine(handle):
@@ -95,6 +117,8 @@ class PageStore:
         self.sizes = sorted(int(size) for size in self.attributes['sizes'])
         self.channels = int(self.attributes['channels'])
         self.page_count = int(self._file[data_name(self.sizes[-1])].shape[0])
+        self.collection_names = collection_names_of(self.attributes)
+        self._collection_numbers = None
         self._damage = record_for(self.path, file_identity(self.path), self.page_count)
         self._provenance_columns = None
         self._read_lock = threading.Lock()
@@ -125,6 +149,20 @@ class PageStore:
         if size not in self.sizes:
             raise ConfigError(f'data_hdf5={self.path} holds sizes {describe_sizes(self.sizes)} but training needs '
                               f'{size}: re-run load_data with data_output_size: {max(size, self.sizes[-1])}')
+
+    @property
+    def collection_numbers(self):
+        """int64 [page_count]: the collection of every page (an index into collection_names), read once."""
+        if self._collection_numbers is None:
+            column = self._file['pages'].get(COLLECTION_COLUMN)
+            self._collection_numbers = (column[:].astype(np.int64) if column is not None
+                                        else np.zeros(self.page_count, np.int64))
+        return self._collection_numbers
+
+    @property
+    def collection_page_counts(self):
+        return tuple(int(count) for count in np.bincount(self.collection_numbers,
+                                                         minlength=len(self.collection_names)))
 
     @property
     def unreadable_page_count(self):
@@ -229,8 +267,29 @@ def shuffled_index_function(page_count, seed=None):
     return shuffled_index
 
 
-def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=True):
-    """tf.data.Dataset of float32 [batch_size, size, size, channels] pages in [-1, 1], reshuffled every epoch.
+def balanced_index_function(collection_numbers, collection_count, seed=None):
+    """position -> page index, the collections in turn (position % collection_count), each drawn through its own
+    permutation of its pages, new every time it is used up: every collection is drawn equally often, and every
+    batch holds each collection's share, whatever the collections' sizes. Memory: one index per page."""
+    import tensorflow as tf
+    base_seed = int(np.random.default_rng(seed).integers(2 ** 31))
+    counts = np.bincount(collection_numbers, minlength=collection_count)
+    grouped = tf.constant(np.argsort(collection_numbers, kind='stable'), tf.int64)  # page indices, by collection
+    counts_tensor = tf.constant(counts, tf.int64)
+    offsets = tf.constant(np.cumsum(counts) - counts, tf.int64)
+
+    def balanced_index(position):
+        collection = position % collection_count
+        draw, count = position // collection_count, tf.gather(counts_tensor, collection)
+        key = tf.stack([tf.constant(base_seed, tf.int64) + collection, draw // count])
+        return tf.gather(grouped, tf.gather(offsets, collection)
+                         + tf.random.experimental.index_shuffle(draw % count, key, count - 1))
+    return balanced_index
+
+
+def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=True, collection_balance=False):
+    """tf.data.Dataset of (float32 [batch_size, size, size, channels] pages in [-1, 1], int32 [batch_size] collection
+    numbers), reshuffled every epoch; `collection_balance`: every collection drawn equally often (else each page).
 
     position -> shuffled index -> batch -> read with h5py inside tf.numpy_function -> scale -> prefetch. Only
     indices flow through the pipeline, so it works unchanged under
@@ -252,7 +311,9 @@ def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=
     with PageStore(path) as store:
         store.require_size(size)
         page_count, channels = store.page_count, store.channels
+        numbers, collection_count = store.collection_numbers, len(store.collection_names)
     identity = file_identity(path)
+    numbers_tensor = tf.constant(numbers, tf.int32)
     if drop_remainder and page_count < batch_size:
         raise ConfigError(f'data_hdf5={path} holds {page_count} pages, fewer than one batch of {batch_size}: '
                           'add documents with load_data or lower the batch size')
@@ -272,10 +333,12 @@ def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=
         with tf.control_dependencies([tf.debugging.Assert(tf.equal(problem, b''), [problem])]):
             pages = tf.identity(pages)
         pages.set_shape([batch_size if drop_remainder else None, size, size, channels])
-        return tf.cast(pages, tf.float32) * (1.0 / 127.5) - 1.0
+        return tf.cast(pages, tf.float32) * (1.0 / 127.5) - 1.0, tf.gather(numbers_tensor, indices)
 
     dataset = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(page_count)
-    dataset = dataset.map(shuffled_index_function(page_count, seed))
+    order = (balanced_index_function(numbers, collection_count, seed) if collection_balance and collection_count > 1
+             else shuffled_index_function(page_count, seed))
+    dataset = dataset.map(order)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(to_model_range, num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -283,15 +346,18 @@ def page_dataset(path, size, batch_size, seed=None, repeat=True, drop_remainder=
 
 @dataclasses.dataclass(frozen=True)
 class PageFileFacts:
-    """What a stage must know of a page file before any work: where it is, its sizes and its channels.
+    """What a stage must know of a page file before any work: where it is, its sizes, its channels and its
+    collections (names in number order, and their page counts).
 
     Read from the file's attributes, or promised by the load_data stage of the
-    same run (page_count None: not known until it has run).
+    same run (page_count and collection_page_counts None: not known until it has run).
     """
     path: str
     sizes: tuple
     channels: int
     page_count: int = None
+    collections: tuple = (LEGACY_COLLECTION_NAME,)
+    collection_page_counts: tuple = None
 
     def require_size(self, size, stage):
         """ConfigError unless pages of `size` are stored (training at 128 needs data_output_size >= 128)."""
@@ -303,4 +369,5 @@ class PageFileFacts:
 def read_page_file_facts(path):
     """PageFileFacts of a finished DeepZine page file; ConfigError naming the file when it is missing or not one."""
     with PageStore(path) as store:
-        return PageFileFacts(store.path, tuple(store.sizes), store.channels, store.page_count)
+        return PageFileFacts(store.path, tuple(store.sizes), store.channels, store.page_count, store.collection_names,
+                             store.collection_page_counts)

@@ -86,7 +86,7 @@ def test_bytes_overwritten_in_the_middle_of_the_file_cost_only_the_pages_they_hi
 def test_page_dataset_keeps_yielding_full_batches_across_a_damaged_page(page_file):
     overwrite_chunk(page_file, 'data_8', 3)
     dataset = page_dataset(page_file, 8, batch_size=8, seed=0, repeat=False)
-    batches = [page_ids(batch.numpy()) for batch in dataset]
+    batches = [page_ids(batch.numpy()) for batch, _ in dataset]
     assert [len(batch) for batch in batches] == [8] * 5
     read = sorted(index for batch in batches for index in batch)
     assert read == sorted([*range(3), 4, *range(4, PAGE_COUNT)])  # page 4 read in place of page 3

@@ -20,7 +20,7 @@ import atexit, sys
 atexit.register(print, 'last atexit hook done', flush=True)  # registered first: runs last
 from deepzine.data.store import page_dataset
 iterators = [iter(page_dataset(sys.argv[1], size, batch_size=16, seed=size).enumerate().filter(
-    lambda position, pages: position % 100000 == 0)) for size in (8, 16, 16)]
+    lambda position, batch: position % 100000 == 0)) for size in (8, 16, 16)]
 for iterator in iterators:
     next(iterator)
 print('read', flush=True)

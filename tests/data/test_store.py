@@ -214,7 +214,7 @@ def test_finishing_without_pages_is_an_error_and_leaves_nothing(tmp_path):
 def test_page_dataset_yields_scaled_shuffled_batches_covering_every_page(page_file):
     import tensorflow as tf
     dataset = page_dataset(page_file, 8, batch_size=2, seed=3, repeat=False, drop_remainder=False)
-    batches = list(dataset)
+    batches = [pages for pages, _ in dataset]
     assert [tuple(batch.shape) for batch in batches] == [(2, 8, 8, 3), (2, 8, 8, 3), (1, 8, 8, 3)]
     assert batches[0].dtype == tf.float32
     values = np.concatenate([batch.numpy()[:, 0, 0, 0] for batch in batches])
@@ -222,8 +222,9 @@ def test_page_dataset_yields_scaled_shuffled_batches_covering_every_page(page_fi
     assert values.min() >= -1 and values.max() <= 1
 
     repeated = page_dataset(page_file, 16, batch_size=5, seed=1)
-    assert repeated.element_spec.shape.as_list() == [5, 16, 16, 3]
-    epochs = [tuple(np.round((batch.numpy()[:, 0, 0, 0] + 1) * 127.5).astype(int)) for batch in repeated.take(6)]
+    assert repeated.element_spec[0].shape.as_list() == [5, 16, 16, 3]
+    assert repeated.element_spec[1].shape.as_list() == [5] and repeated.element_spec[1].dtype == tf.int32
+    epochs = [tuple(np.round((batch.numpy()[:, 0, 0, 0] + 1) * 127.5).astype(int)) for batch, _ in repeated.take(6)]
     assert all(sorted(epoch) == [10, 20, 30, 40, 50] for epoch in epochs)
     assert len(set(epochs)) > 1  # reshuffled every epoch
 
@@ -284,7 +285,7 @@ dataset = strategy.experimental_distribute_dataset(page_dataset(sys.argv[1], 8, 
 
 @tf.function
 def step(batch):
-    return strategy.run(lambda pages: tf.reduce_sum(tf.ones_like(pages[:, 0, 0, 0])), args=(batch,))
+    return strategy.run(lambda pages, numbers: tf.reduce_sum(tf.ones_like(pages[:, 0, 0, 0])), args=batch)
 
 iterator = iter(dataset)
 counts = [int(strategy.reduce('SUM', step(next(iterator)), axis=None)) for _ in range(3)]
