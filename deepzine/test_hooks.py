@@ -13,7 +13,11 @@ The moments:
 - 'segment committed': the page writer, right after a segment got its final name;
 - 'merged': the page writer, the merged page file written but not yet renamed
   into place (deepzine.data.writer);
-- 'encoding': the movie writer, after it handed ffmpeg a frame (deepzine.sampling.movie).
+- 'encoding': the movie writer, after it handed ffmpeg a frame (deepzine.sampling.movie);
+- '<size>x<size> <fade|stable> step <N>': training, after step N of that phase and
+  what follows it (a loss line, a sample grid, a checkpoint) (deepzine.training.trainer);
+- 'rolled back': the collapse guard, right after a roll-back was saved and logged
+  (deepzine.training.guard).
 """
 
 import os

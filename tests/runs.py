@@ -136,6 +136,13 @@ class Run:
         if self._reader:
             self._reader.join(timeout=SLOW_SEC)
 
+    def wait_for_exit(self):
+        """Wait for a run that was told to stop, and for the last of its lines; its exit code."""
+        self.process.wait(timeout=SLOW_SEC)
+        if self._reader:
+            self._reader.join(timeout=SLOW_SEC)
+        return self.process.returncode
+
     def finish(self):
         """Wait for a run that should end by itself; it must succeed."""
         try:

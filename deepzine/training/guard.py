@@ -26,6 +26,7 @@ import math
 import os
 
 from deepzine.errors import TrainingDiverged
+from deepzine.test_hooks import pause_at
 from deepzine.training import schedule
 from deepzine.training.health import HealthMonitor
 
@@ -158,6 +159,7 @@ class CollapseGuard:
         logger.warning('rolled back at %s to %s (%s): %s; learning rate now %g for the rest of this phase '
                        '(roll-back %d of %d)', where, os.path.basename(target), restored, alarm,
                        plan.learning_rate * state.learning_rate_factor, state.rollbacks_in_phase, plan.collapse_retries)
+        pause_at('rolled back', where)
         return position
 
     def _go_back_to(self, target):

@@ -36,6 +36,7 @@ from deepzine.data.store import PageStore, page_dataset, raise_if_damaged
 from deepzine.errors import RunFailed
 from deepzine.model.export import export_saved_model
 from deepzine.model.model_folder import model_folder_path, save_model_folder
+from deepzine.test_hooks import pause_at
 from deepzine.training import checkpoints
 from deepzine.training.devices import is_chief, make_strategy
 from deepzine.training.guard import guard_for
@@ -229,6 +230,7 @@ class Trainer:
                     alarm = self._finish_phase(phase)
                 if alarm:
                     break
+                pause_at(f'{phase.name} step {done}')
         except tf.errors.OpError:
             # A page file damaged past what can be skipped: one line (not saved: the step may have half run).
             progress.close()

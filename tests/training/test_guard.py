@@ -10,7 +10,6 @@ import signal
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
 from deepzine.data.store import PageStore
 from deepzine.errors import TrainingDiverged
@@ -20,7 +19,7 @@ from deepzine.training.guard import GuardState, rollback_target_step
 from deepzine.training.trainer import Trainer, train
 
 from tests.training.helpers import band_pages, make_plan, train_config, write_page_hdf5
-from tests.training.test_resume import start_training
+from tests.runs import Run
 from tests.training.test_trainer import LogLines
 
 
@@ -83,36 +82,27 @@ def test_a_phase_out_of_retries_stops_in_one_line_at_the_healthy_checkpoint(band
     assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (0, 1.0)  # the next run starts afresh
 
 
-def run_until(config_path, text, signal_number):
-    """Start training, send `signal_number` as soon as it logs a line containing `text`; (exit code, output)."""
-    process = start_training(config_path)
-    output = []
-    for line in process.stdout:
-        output.append(line)
-        if text in line:
-            process.send_signal(signal_number)
-            break
-    else:
-        pytest.fail(f'no line with {text!r}:\n' + ''.join(output)[-3000:])
-    rest, _ = process.communicate(timeout=120)
-    return process.returncode, ''.join(output) + rest
+def run_until(tmp_path, raw, moment, signal_number):
+    """Train until the test hook holds the run at `moment`, then send `signal_number`; (exit code, its output)."""
+    run = Run(tmp_path, raw, pause=moment)
+    run.wait_until_paused(moment)
+    run.signal(signal_number)
+    return run.wait_for_exit(), run.text()
 
 
 @pytest.mark.slow
 def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_ctrl_c(band_hdf5, tmp_path):
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=400, learning_rate=5.0,
                        model_loss_output_interval_steps=10, collapse_retries=20)
-    config_path = tmp_path / 'config.yaml'
-    config_path.write_text(yaml.safe_dump(raw))
 
-    code, output = run_until(config_path, 'rolled back at ', signal.SIGKILL)
+    code, output = run_until(tmp_path, raw, 'rolled back', signal.SIGKILL)
     assert code == -signal.SIGKILL
     rollbacks = output.count('rolled back at ')
     guard = guard_state(latest(tmp_path))
     assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.5 ** rollbacks)
 
     # Resumed at the lowered rate (the loss lines say it), then Ctrl-C once training is past its trouble.
-    code, output = run_until(config_path, '4x4 stable step 200/400', signal.SIGINT)
+    code, output = run_until(tmp_path, raw, '4x4 stable step 200', signal.SIGINT)
     assert code == 130 and 'interrupted: saved' in output, output[-3000:]
     assert f'lr x{0.5 ** rollbacks:g}' in output.split('rolled back at ')[0]
     rollbacks += output.count('rolled back at ')
