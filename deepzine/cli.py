@@ -17,11 +17,18 @@ import logging
 import os
 import signal
 import sys
+import threading
 
-from deepzine import __version__
+from deepzine import __version__, pipeline
+from deepzine.data.preview import default_preview_path, write_preview
 from deepzine.errors import EXIT_INTERRUPTED_BASE, ConfigError, DeepZineError
 from deepzine.files import OutOfSpace, is_out_of_space
-from deepzine.parameters import load_yaml, parse_override
+from deepzine.model.legacy import convert_legacy
+from deepzine.parameter_groups import RunParameters
+from deepzine.parameters import describe, describe_as_yaml, describe_for_terminal, load_yaml, parse_override
+from deepzine.pipeline import parameter_sections, parameter_table
+from deepzine.sampling import movie
+from deepzine.tensorflow_logs import quiet_tensorflow
 
 EXIT_CONFIG_ERROR = ConfigError.exit_code
 EXIT_INTERRUPTED = EXIT_INTERRUPTED_BASE + signal.SIGINT  # 130; SIGTERM gives 143
@@ -80,7 +87,6 @@ def _exit_at_once(signal_number, frame):
 
 def install_signal_handlers():
     """SIGINT and SIGTERM -> Interrupted; only possible (and only needed) in the main thread."""
-    import threading
     if threading.current_thread() is threading.main_thread():
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, _stop_on_signal)
@@ -93,7 +99,6 @@ def setup_logging(verbose):
     and oneDNN notices on every run. A TF_CPP_MIN_LOG_LEVEL the user set wins.
     """
     if not verbose:
-        from deepzine.tensorflow_logs import quiet_tensorflow
         quiet_tensorflow()
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format='%(asctime)s %(levelname)s %(message)s', datefmt='%H:%M:%S', force=True)
@@ -104,7 +109,6 @@ def setup_logging(verbose):
 def _verbose_from(raw, flag):
     if flag:
         return True
-    from deepzine.parameter_groups import RunParameters
     return bool(RunParameters.declared()['verbose'].convert(raw.get('verbose', False)))
 
 
@@ -129,7 +133,6 @@ def run_command(argv):
         key, value = parse_override(text)
         raw[key] = value
     setup_logging(_verbose_from(raw, args.verbose))
-    from deepzine import pipeline
     prepared = pipeline.prepare(raw)
     if args.dry_run:
         print(pipeline.describe_plan(prepared))
@@ -145,8 +148,6 @@ def params_command(argv):
     parser.add_argument('--yaml', action='store_true', help='as a complete config with every key and its meaning, '
                                                              'to start your own from (deepzine params --yaml > my.yaml)')
     args = parser.parse_args(argv)
-    from deepzine.parameters import describe, describe_as_yaml, describe_for_terminal
-    from deepzine.pipeline import parameter_sections, parameter_table
     table = parameter_table()
     if args.yaml:
         text = describe_as_yaml(parameter_sections(), header=CONFIG_HEADER)
@@ -176,7 +177,6 @@ def _even_size(text):
 
 
 def movie_command(argv):
-    from deepzine.sampling import movie
     parser = argparse.ArgumentParser(
         prog='deepzine movie', epilog=MOVIE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description='Encode a folder of frames (e.g. interpolation_00000.png, ...) into a video, with the ffmpeg '
@@ -215,7 +215,6 @@ def convert_legacy_command(argv):
     parser.add_argument('-v', '--verbose', action='store_true', help='debug lines and TensorFlow\'s own messages')
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from deepzine.model.legacy import convert_legacy
     folder, saved_model = convert_legacy(args.source, args.destination, args.size,
                                          keep_training_networks=not args.sampling_only, size_name='--size')
     print(f'wrote {folder} (model.json, model.ckpt) and {saved_model}')
@@ -234,7 +233,6 @@ def preview_command(argv):
     parser.add_argument('-v', '--verbose', action='store_true', help='debug lines')
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from deepzine.data.preview import default_preview_path, write_preview
     path = write_preview(os.path.abspath(args.page_file), args.output or default_preview_path(args.page_file),
                          size=args.size, count=args.num, seed=args.seed)
     print(f'wrote {path}')

@@ -8,11 +8,11 @@ the groups they read; the registry is the union of all groups the pipeline knows
 import difflib
 import math
 import os
+import textwrap
 
 import yaml
 
 from deepzine.errors import ConfigError  # noqa: F401 (the error every check raises; stages import it from here too)
-
 
 # --- checks: each returns None when the value is fine, else the reason ---------------------------------
 
@@ -273,7 +273,6 @@ def describe(table):
 
 def describe_for_terminal(table, word=None, width=100):
     """Every parameter (or those whose name or help contains `word`) as wrapped text, for the params command."""
-    import textwrap
     lines = []
     for name, parameter in table.items():
         help_text = _help_with_choices(parameter)
@@ -291,7 +290,6 @@ def describe_as_yaml(sections, values=None, header=''):
     of the defaults (the comment then names the default). `deepzine params
     --yaml` prints it; config.yaml is it with the stages switched on.
     """
-    import textwrap
     values = values or {}
     rule = '# ' + '=' * 98
     lines = [header.rstrip()] if header else []

@@ -13,20 +13,20 @@ import os
 import yaml
 
 from deepzine import compat
+from deepzine.data.stage import LoadDataStage
+from deepzine.evaluation.stage import EvaluateStage
 from deepzine.files import write_yaml
 from deepzine.parameter_groups import RunParameters
 from deepzine.parameters import ConfigError, registry, resolve
+from deepzine.sampling.inference import InferenceStage
+from deepzine.sampling.interpolation import InterpolationStage
+from deepzine.training.stage import TrainStage
 
 log = logging.getLogger(__name__)
 
 
 def stage_classes():
     """The stages in the order they run. Imported here, not at module level, to keep the CLI light."""
-    from deepzine.data.stage import LoadDataStage
-    from deepzine.evaluation.stage import EvaluateStage
-    from deepzine.sampling.inference import InferenceStage
-    from deepzine.sampling.interpolation import InterpolationStage
-    from deepzine.training.stage import TrainStage
     return [LoadDataStage, TrainStage, InferenceStage, InterpolationStage, EvaluateStage]
 
 

@@ -16,6 +16,7 @@ import logging
 import numpy as np
 
 from deepzine.evaluation import swd
+from deepzine.sampling.images import to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ def _descriptors(store, size, indices, patch_seed):
 
 
 def _generated_descriptors(page_generator, collection, count, latent_seed, patch_seed):
-    from deepzine.sampling.images import to_uint8
     latents = np.random.default_rng(latent_seed).standard_normal((count, page_generator.latent_size)).astype(np.float32)
     collector = swd.PyramidDescriptors(count, page_generator.size, np.random.default_rng(patch_seed))
     for _, pages in page_generator.batches(latents, page_generator.one_hot([collection] * count)):

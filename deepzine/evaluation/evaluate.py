@@ -24,6 +24,8 @@ each set alike) and both comparisons use the same directions: common random
 numbers, so the two numbers differ by the pages, not by the dice. A fixed seed
 picks the same real pages, patches, latents and directions every time, so
 evaluations of successive checkpoints differ only by the model.
+
+The TensorBoard writer (and with it TensorFlow) is imported where it writes: the params command imports this module.
 """
 
 import logging
@@ -37,6 +39,7 @@ from deepzine.evaluation import nearest, swd
 from deepzine.evaluation.conditioning import collection_matrix, describe_matrix
 from deepzine.files import write_json
 from deepzine.parameters import ConfigError
+from deepzine.sampling.images import to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,6 @@ def _real_descriptors(store, size, indices, seed_sequence):
 def _generate(page_generator, latents, collections, swd_num, keep_num, seed_sequence):
     """Generate one page per latent (and row of `collections`, None: unconditional) in batches: descriptors of the
     first swd_num (or None), uint8 copies of the first keep_num."""
-    from deepzine.sampling.images import to_uint8
     collector = swd.PyramidDescriptors(swd_num, page_generator.size, np.random.default_rng(seed_sequence)) if swd_num else None
     kept = []
     for start, pages in page_generator.batches(latents, collections, progress_label='generated pages'):

@@ -17,7 +17,9 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
+from deepzine.data.squaring import halve
 from deepzine.parameters import ConfigError
+from deepzine.sampling.images import save_grid
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,6 @@ def comparison_size(store_sizes, model_size, limit=COMPARE_SIZE_LIMIT):
 
 def downsample(pages, size):
     """uint8 pages [N, S, S, C] -> uint8 [N, size, size, C] by the store's own 2x2 averaging, so a copy measures 0."""
-    from deepzine.data.squaring import halve
     pages = np.asarray(pages)
     if pages.dtype != np.uint8 or pages.shape[1] < size:
         raise ValueError(f'cannot reduce {pages.dtype} pages of {pages.shape[1]}px to {size}px')
@@ -114,7 +115,6 @@ def save_side_by_side(generated, nearest_real, path, pairs_per_row=4):
     Pages are mostly white, so each page gets a 1-pixel grey frame and each pair
     a black margin (PAIR_MARGIN pixels on every side): pairs read as units.
     """
-    from deepzine.sampling.images import save_grid
 
     def pad(images, width, value):
         return np.pad(images, ((0, 0), (width, width), (width, width), (0, 0)), constant_values=value)

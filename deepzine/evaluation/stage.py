@@ -13,7 +13,10 @@ reach with this many pages.
 
 import dataclasses
 
-from deepzine.evaluation.evaluate import metrics_directory
+from deepzine.data.store import PageStore, read_page_file_facts
+from deepzine.evaluation.evaluate import evaluate_generator, metrics_directory
+from deepzine.evaluation.swd import level_sizes
+from deepzine.model.loading import load_generator
 from deepzine.parameter_groups import (DataFileParameters, EvaluationParameters, ModelFileParameters,
                                        OutputSizeParameters, SampleBatchParameters)
 from deepzine.parameters import ConfigError, Parameter
@@ -41,7 +44,6 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, OutputSizeP
     evaluate = Parameter(False, 'bool', 'measure a trained generator: multi-scale sliced Wasserstein distance to the real pages and a nearest-real-page memorization check, into log_dir/metrics')
 
     def validate(self, earlier):
-        from deepzine.data.store import read_page_file_facts
         self.check_evaluation_counts()
         loading = earlier.get('load_data')
         data = (loading.page_file if loading is not None and loading.page_file.path == self.data_hdf5
@@ -59,7 +61,6 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, OutputSizeP
                             batch_size=self.inference_batch_size)
 
     def describe(self, plan):
-        from deepzine.evaluation.swd import level_sizes
         size, count, pages = plan.model.size, plan.image_num, plan.memorization_num
         seed = 'a fresh seed' if plan.seed is None else f'evaluation_seed {plan.seed}'
         lines = [f'load {plan.model.describe()}; real pages from {plan.data.path} ({seed})']
@@ -77,9 +78,6 @@ class EvaluateStage(Stage, EvaluationParameters, DataFileParameters, OutputSizeP
         return plan.metrics_folder
 
     def run(self, plan):
-        from deepzine.data.store import PageStore
-        from deepzine.evaluation.evaluate import evaluate_generator
-        from deepzine.model.loading import load_generator
         with PageStore(plan.data.path) as store:  # opened first: a missing file fails before the model loads
             page_generator = load_generator(plan.model, plan.batch_size)
             return evaluate_generator(page_generator, store, plan.model.size, plan.log_dir, step=None,

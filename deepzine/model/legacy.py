@@ -25,7 +25,10 @@ import re
 
 import numpy as np
 
+from deepzine.model.architecture import Architecture
+from deepzine.model.model_folder import is_model_folder, save_model_folder
 from deepzine.parameters import ConfigError
+from deepzine.sizes import sizes_between
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +183,6 @@ def _read_shape(prefix, variables, name, rank):
 
 
 def _architecture_from_shapes(prefix, variables):
-    from deepzine.model.architecture import Architecture
-    from deepzine.sizes import sizes_between
     if FIRST_VARIABLE not in variables:
         raise ConfigError(f'{prefix}: not an original DeepZine checkpoint (no {FIRST_VARIABLE}; '
                           f'{_describe_foreign(variables)})')
@@ -271,6 +272,7 @@ def load_legacy_networks(path, size=None, size_name='gan_output_size'):
     layer for that size.
     """
     import tensorflow as tf
+
     from deepzine.model.networks import Discriminator, Generator
     prefix = checkpoint_prefix(path)
     variables = _list_variables(prefix)
@@ -301,7 +303,6 @@ def load_legacy_networks(path, size=None, size_name='gan_output_size'):
 
 def _check_destination(prefix, destination):
     """The conversion replaces `destination` whole: never the source's folder or a folder of other files."""
-    from deepzine.model.model_folder import is_model_folder
     destination = os.path.abspath(destination)
     source_folder = os.path.dirname(os.path.abspath(prefix))
     if source_folder == destination or source_folder.startswith(destination + os.sep):
@@ -321,7 +322,6 @@ def convert_legacy(source, destination, size=None, keep_training_networks=True, 
     fine-tuning can resume from it. Returns (model folder, SavedModel path).
     """
     from deepzine.model.export import export_saved_model
-    from deepzine.model.model_folder import save_model_folder
     from deepzine.model.networks import Generator
     prefix = checkpoint_prefix(source)
     _check_destination(prefix, destination)

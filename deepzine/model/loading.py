@@ -4,6 +4,8 @@
 load and what kind it is (the dry-run prints it; a wrong path fails there,
 naming what to point at instead); `load_generator` loads it as a
 `PageGenerator`, which owns batching: callers ask for pages.
+
+TensorFlow is imported where a model is loaded: the dry-run imports this module.
 """
 
 import dataclasses
@@ -12,9 +14,11 @@ import os
 import re
 
 import numpy as np
+from tqdm import tqdm
 
-from deepzine.model.legacy import checkpoint_prefix
-from deepzine.model.model_folder import MODEL_JSON, is_model_folder, model_folder_path, read_model_json
+from deepzine.model.legacy import checkpoint_prefix, load_legacy_networks
+from deepzine.model.model_folder import (MODEL_JSON, is_model_folder, load_model_folder, model_folder_path,
+                                         read_model_json)
 from deepzine.parameters import ConfigError, where_relative_paths_start
 
 logger = logging.getLogger(__name__)
@@ -166,7 +170,6 @@ class PageGenerator:
     def batches(self, latents, collections=None, progress_label=None):
         """Yield (index of the first page, float32 pages) for consecutive batches of `latents` (of `collections`,
         float [N, collection_count]; None for an unconditional generator)."""
-        from tqdm import tqdm
         latents, collections = self._checked(latents, collections)
         starts = range(0, len(latents), self.batch_size)
         for start in tqdm(starts, desc=progress_label, unit='batch', disable=None if progress_label else True):
@@ -222,7 +225,6 @@ def load_saved_model(path, batch_size=16):
 
 def load_native_generator(folder, batch_size=16):
     """The EMA generator of a DeepZine model folder (model.json + model.ckpt)."""
-    from deepzine.model.model_folder import load_model_folder
     architecture, size, generator, _, description = load_model_folder(folder)
     return generator_of(generator, architecture, size, batch_size, description=f'DeepZine model {folder}',
                         collection_names=conditioned_collections(description))
@@ -230,7 +232,6 @@ def load_native_generator(folder, batch_size=16):
 
 def load_legacy_generator(path, size=None, batch_size=16):
     """An original checkpoint's generator (folder or model.ckpt prefix)."""
-    from deepzine.model.legacy import load_legacy_networks
     architecture, generator, _ = load_legacy_networks(path, size)
     return generator_of(generator, architecture, architecture.output_size, batch_size,
                         description=f'original DeepZine checkpoint {checkpoint_prefix(path)}')

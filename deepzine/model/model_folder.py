@@ -8,12 +8,15 @@ conditional model's collection numbers) and the resolved config of the run
 that made it; `model.ckpt` (a TF2 object-based
 checkpoint, index + data files) holds `generator_ema` and, when kept,
 `generator` and `discriminator`.
+
+TensorFlow (and the networks) are imported where a model is written or read: the dry-run imports this module.
 """
 
 import json
 import os
 
 from deepzine.files import staged_folder, write_json
+from deepzine.model.architecture import Architecture
 from deepzine.parameters import ConfigError
 
 FORMAT_VERSION = 1
@@ -64,7 +67,7 @@ def read_model_json(folder):
 def load_model_folder(folder, with_discriminator=False):
     """(architecture, size, generator_ema, discriminator or None, description) with every needed weight restored."""
     import tensorflow as tf
-    from deepzine.model.architecture import Architecture
+
     from deepzine.model.networks import Discriminator, Generator
     description = read_model_json(folder)
     architecture = Architecture(**description['architecture'])

@@ -22,10 +22,10 @@ import re
 import numpy as np
 
 from deepzine.files import write_json
-
 from deepzine.model.loading import MODEL_FOLDER, ModelLocation, locate_model
 from deepzine.model.model_folder import model_folder_path
 from deepzine.parameters import ConfigError
+from deepzine.sampling.images import save_image, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,6 @@ def write_numbered_images(generator, latents, directory, prefix, image_format, c
     Returns the paths, and the pages as uint8 [N, S, S, C] when keep_images
     (for a grid; a quarter of the float size), else None.
     """
-    from deepzine.sampling.images import save_image, to_uint8
     os.makedirs(directory, exist_ok=True)
     paths, kept = [], []
     for start, pages in generator.batches(latents, collections, progress_label=prefix):

@@ -2,6 +2,8 @@
 
 Shared by sampling, training (sample grids) and evaluation. Files are written
 through deepzine.files, so an interrupted run never leaves a truncated image.
+
+PIL is imported where an image is written: every stage imports this module, the params command too.
 """
 
 import math

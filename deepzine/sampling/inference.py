@@ -25,6 +25,7 @@ import os
 import numpy as np
 
 from deepzine.files import write_atomically
+from deepzine.model.loading import load_generator
 from deepzine.parameter_groups import ModelFileParameters, OutputSizeParameters, SampleOutputParameters, SeedParameters
 from deepzine.parameters import Parameter, positive
 from deepzine.sampling.generation import (check_collection_names, check_latents_file, next_run_folder, numbered_name,
@@ -111,7 +112,6 @@ class InferenceStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOut
         return plan.run_folder
 
     def run(self, plan):
-        from deepzine.model.loading import load_generator
         generator = load_generator(plan.model, plan.batch_size)
         names = generator.collection_names
         chosen = check_collection_names('inference_collections', plan.collections, names)

@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 
+from deepzine.model.loading import load_generator
 from deepzine.parameter_groups import ModelFileParameters, OutputSizeParameters, SampleOutputParameters, SeedParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive
 from deepzine.sampling import latent_paths, movie
@@ -179,7 +180,6 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
         return plan.run_folder
 
     def run(self, plan):
-        from deepzine.model.loading import load_generator
         generator = load_generator(plan.model, plan.batch_size)
         latents, collections = frame_latents(plan, generator)
         frame_paths, _ = write_numbered_images(generator, latents, plan.run_folder, FRAME_PREFIX, FRAME_FORMAT,

@@ -8,6 +8,8 @@ The container comes from the file's extension (CONTAINERS): each holds only
 some encoders, and a wrong pair is refused before any frame is rendered (an
 encoder ffmpeg refuses would otherwise only show as a broken pipe at the end).
 `deepzine movie FRAMES_DIR OUT.mp4` (deepzine.cli) encodes any folder of frames.
+
+PIL and the bundled ffmpeg are imported where they are used: the params command imports this module.
 """
 
 import fnmatch

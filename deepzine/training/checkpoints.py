@@ -17,6 +17,8 @@ inside the guard's state.
 `CheckpointList` keeps the newest few checkpoints and, however old, the
 protected ones (the healthy ones a roll-back may go to); a roll-back forgets
 the checkpoints of the abandoned path.
+
+TensorFlow is imported where a checkpoint is read: the dry-run and the params command import this module.
 """
 
 import glob

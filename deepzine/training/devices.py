@@ -18,6 +18,8 @@ precision (`mixed_precision: null` picks the fastest the hardware has); then the
   number of devices); only worker 0 writes samples, TensorBoard, model folders
   and the SavedModel (the others save checkpoints into throwaway folders, as
   the strategy requires). Tried with two processes on one machine only.
+
+TensorFlow is imported where devices are listed: the params command imports this module.
 """
 
 import dataclasses

@@ -11,6 +11,7 @@ import shutil
 
 from deepzine.training import checkpoints
 from deepzine.training.cost import disk_bytes, run_cost
+from deepzine.training.speed import estimate_time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,6 @@ def make_forecast(architecture, phases, hardware, discriminator_updates, generat
 
     Measures this machine once per process (deepzine.training.speed reuses the measurement).
     """
-    from deepzine.training.speed import estimate_time
     cost = run_cost(architecture, phases, discriminator_updates, generator_updates, hardware.mixed_precision)
     unconditioned = None
     if architecture.conditional:

@@ -3,6 +3,8 @@
 Estimates, not measurements: deepzine.training.speed turns a run's FLOP into
 time with `gpu_rate_tflops`; `visible_gpu_memory` says what the GPUs present
 hold, for the memory warning.
+
+TensorFlow is imported only to ask for the GPUs present: the params command imports this module.
 """
 
 import dataclasses

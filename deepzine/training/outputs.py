@@ -13,7 +13,9 @@ import logging
 import os
 
 import numpy as np
+import tensorflow as tf
 
+from deepzine.model.networks import blend_real_images
 from deepzine.sampling.images import grid, save_grid
 from deepzine.tensorboard import EventWriter
 
@@ -97,8 +99,6 @@ class TrainingOutputs:
         fixed latents (for the collections of sample_collections), and the real ones as the critic sees them (blended
         during a fade-in). Every worker makes them: the collapse guard judges them, and all workers must take the
         same decisions."""
-        import tensorflow as tf
-        from deepzine.model.networks import blend_real_images
         alpha_tensor = tf.constant(alpha, tf.float32) if phase.fading else None
         count = generator_ema.architecture.collection_count
         collections = tf.one_hot(sample_collections(count), count)

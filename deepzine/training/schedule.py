@@ -14,6 +14,7 @@ The first resolution (4x4) has only a stable phase. A run that starts higher
 import dataclasses
 import math
 
+from deepzine.parameters import ConfigError
 from deepzine.sizes import sizes_between
 
 FADE, STABLE = 'fade', 'stable'
@@ -128,7 +129,6 @@ def resume_position(phases, starting_size, saved_size=None, saved_kind=None, sav
 
 def check_replica_batches(phases, replicas, group_size):
     """Each device's share of every batch must be whole, and split into whole minibatch-stddev groups."""
-    from deepzine.parameters import ConfigError
     for phase in phases:
         local, remainder = divmod(phase.batch_size, replicas)
         if remainder or local == 0:

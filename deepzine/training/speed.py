@@ -34,8 +34,11 @@ import os
 import sys
 import time
 
+from deepzine.model.architecture import Architecture
+from deepzine.training.cost import WORKSPACE_FRACTION, checkpoint_bytes, format_bytes, generator_layers, phase_cost
 from deepzine.training.gpu_models import (CUDA_CORE_EFFICIENCY, GPU_MODELS, TENSOR_EFFICIENCY, gpu_rate_tflops,
                                           visible_gpu_memory)
+from deepzine.training.schedule import Phase
 
 PROBE_FLOP = 3e9                      # per probe call: about 10 ms on the calibration machine
 PROBE_MOST_IMAGES = 4096
@@ -170,7 +173,6 @@ def measure_layer_gflops(architecture, sizes, mixed_precision='float32'):
 
 
 def _four_by_four(architecture):
-    from deepzine.model.architecture import Architecture
     return Architecture(latent_size=architecture.latent_size, channels=architecture.channels, output_size=4,
                         widths={4: architecture.widths[4]}, equalized_learning_rate=architecture.equalized_learning_rate,
                         normalize_latent=architecture.normalize_latent,
@@ -180,7 +182,7 @@ def _four_by_four(architecture):
 def measure_small_step(cost, jit_compile=False):
     """(first call seconds, steady step seconds) of the real training step of a 4x4-only copy of the network."""
     import tensorflow as tf
-    from deepzine.training.schedule import Phase
+
     from deepzine.training.step import StepSettings, StepState, build_training_models, make_phase_step
     architecture, batch_size = cost.architecture, cost.phases[0].batch_size
     strategy = tf.distribute.get_strategy()
@@ -242,8 +244,6 @@ def measure_machine(cost, jit_compile=False):
 
     `jit_compile`: whether the step is compiled with XLA (the plan's Hardware decides).
     """
-    from deepzine.training.cost import phase_cost
-    from deepzine.training.schedule import Phase
     start = time.perf_counter()
     imported = 'tensorflow' in sys.modules
     import tensorflow as tf  # timed: the train stage pays this once
@@ -266,7 +266,6 @@ def measure_machine(cost, jit_compile=False):
 # --- the estimate ----------------------------------------------------------------------------------------
 
 def _phase_times(cost, machine, step_seconds, trace_factor, save_interval_steps):
-    from deepzine.training.cost import checkpoint_bytes
     checkpoint_sec = checkpoint_bytes(cost) / CHECKPOINT_BYTES_PER_SEC
     times = []
     for phase in cost.phases:
@@ -279,7 +278,6 @@ def _phase_times(cost, machine, step_seconds, trace_factor, save_interval_steps)
 
 
 def _export_sec(cost, machine, trace_factor):
-    from deepzine.training.cost import generator_layers
     architecture = cost.architecture
     export_layers = len(generator_layers(architecture, architecture.output_size, False))
     return machine.host_factor * trace_factor * EXPORT_PER_LAYER_SEC * export_layers
@@ -337,7 +335,6 @@ def estimate_time(cost, jit_compile=False, mixed_precision=None, devices=1, mach
 
 def memory_per_device_bytes(cost, devices):
     """The cost's memory estimate when each of `devices` devices holds 1/devices of every batch."""
-    from deepzine.training.cost import WORKSPACE_FRACTION
     memory = cost.memory
     return int(memory.total_bytes - memory.activation_bytes * (1 - 1 / devices) * (1 + WORKSPACE_FRACTION))
 
@@ -345,7 +342,6 @@ def memory_per_device_bytes(cost, devices):
 def describe_time(estimate, cost, gpus=None):
     """Printable lines: `estimated time on this machine: ...`, its phases, one line per GPU model, and a warning
     when the memory estimate exceeds a GPU present. `gpus`: [(name, bytes)] instead of asking TensorFlow."""
-    from deepzine.training.cost import format_bytes
     machine = estimate.machine
     startup = estimate.run_startup_sec + sum(phase.startup_sec for phase in estimate.phases)
     precision, largest = estimate.mixed_precision, machine.layer_gflops[-1]

@@ -14,6 +14,7 @@ this machine import TensorFlow in `validate` (a few seconds, once per process).
 
 import dataclasses
 
+from deepzine.data.store import read_page_file_facts
 from deepzine.model.architecture import Architecture
 from deepzine.parameter_groups import (DataFileParameters, DeviceParameters, EvaluationParameters, LogDirParameters,
                                        ModelParameters, PretrainedModelParameters, SeedParameters)
@@ -21,6 +22,9 @@ from deepzine.parameters import ConfigError, Parameter, non_negative, positive, 
 from deepzine.sizes import sizes_between
 from deepzine.stage import Stage
 from deepzine.training import schedule
+from deepzine.training.devices import resolve_hardware
+from deepzine.training.forecast import make_forecast
+from deepzine.training.plan_text import describe_train_plan
 from deepzine.training.starting_point import find_starting_point
 
 
@@ -149,8 +153,6 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
     model_loss_output_interval_steps = Parameter(40, 'int', 'steps between loss lines in the log and TensorBoard scalars', check=positive)
 
     def validate(self, earlier):
-        from deepzine.training.devices import resolve_hardware
-        from deepzine.training.forecast import make_forecast
         data = self._page_file(earlier)
         if self.gan_starting_size > self.gan_output_size:
             raise ConfigError(f'gan_starting_size={self.gan_starting_size}: must not exceed gan_output_size={self.gan_output_size}')
@@ -215,14 +217,12 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
 
     def _page_file(self, earlier):
         """What the pages to train on look like: from the load_data stage of this run, or from the file on disk."""
-        from deepzine.data.store import read_page_file_facts
         loading = earlier.get('load_data')
         if loading is not None and loading.page_file.path == self.data_hdf5:
             return loading.page_file
         return read_page_file_facts(self.data_hdf5)
 
     def describe(self, plan):
-        from deepzine.training.plan_text import describe_train_plan
         return describe_train_plan(plan)
 
     def output_directory(self, plan):

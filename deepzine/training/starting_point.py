@@ -9,6 +9,8 @@ anything is written), its position and, with the collapse guard, its health:
 when the newest checkpoint was saved unhealthy, the run continues from the
 newest healthy one, keeping the newest one's guard state (roll-backs and the
 lowered learning rate).
+
+TensorFlow is imported where a model folder is loaded: the params command imports this module.
 """
 
 import dataclasses
@@ -16,8 +18,8 @@ import logging
 import os
 
 from deepzine.model.architecture import Architecture
-from deepzine.model.legacy import is_legacy_checkpoint, read_legacy_architecture
-from deepzine.model.model_folder import is_model_folder, model_folder_path, read_model_json
+from deepzine.model.legacy import is_legacy_checkpoint, load_legacy_networks, read_legacy_architecture
+from deepzine.model.model_folder import CHECKPOINT_PREFIX, is_model_folder, model_folder_path, read_model_json
 from deepzine.parameters import ConfigError
 from deepzine.sizes import sizes_between
 from deepzine.training import checkpoints, schedule
@@ -199,7 +201,6 @@ def load_starting_networks(start, models, architecture, chief=True):
 
 def _load_original_checkpoint(folder, models):
     """An ORIGINAL DeepZine TF1 checkpoint's generator (also as the EMA copy) and discriminator."""
-    from deepzine.model.legacy import load_legacy_networks
     _, generator, discriminator = load_legacy_networks(folder)
     for source, targets in ((generator, (models.generator, models.generator_ema)),
                             (discriminator, (models.discriminator,))):
@@ -211,7 +212,6 @@ def _load_original_checkpoint(folder, models):
 def _load_model_folder(folder, models, architecture):
     """A per-resolution model folder's generator, EMA and discriminator (growing or fine-tuning)."""
     import tensorflow as tf
-    from deepzine.model.model_folder import CHECKPOINT_PREFIX
     saved = read_model_json(folder)
     missing = {'generator', 'generator_ema', 'discriminator'} - set(saved.get('networks', []))
     if missing:

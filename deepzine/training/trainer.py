@@ -34,7 +34,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from deepzine.data.store import PageStore, page_dataset, raise_if_damaged
 from deepzine.errors import RunFailed
+from deepzine.evaluation.evaluate import evaluate_generator
 from deepzine.model.export import export_saved_model
+from deepzine.model.loading import generator_of
 from deepzine.model.model_folder import model_folder_path, save_model_folder
 from deepzine.test_hooks import pause_at
 from deepzine.training import checkpoints
@@ -44,8 +46,7 @@ from deepzine.training.keeper import CheckpointKeeper
 from deepzine.training.outputs import TrainingOutputs, loss_line, sample_collections, sample_grid_layout
 from deepzine.training.plan_text import describe_train_plan, disk_warning
 from deepzine.training.starting_point import RESUME, load_starting_networks
-from deepzine.training.step import (StepSettings, StepState, build_training_models, make_phase_step,
-                                    reset_optimizer)
+from deepzine.training.step import StepSettings, StepState, build_training_models, make_phase_step, reset_optimizer
 from deepzine.training.time_left import TimeLeft
 
 logger = logging.getLogger(__name__)
@@ -316,8 +317,6 @@ class Trainer:
 
     def _evaluate(self, phase):
         """The evaluation stage's metrics for the EMA generator at this phase's size (at alpha 1 after a fade-in)."""
-        from deepzine.evaluation.evaluate import evaluate_generator  # the evaluation wing loads only when asked
-        from deepzine.model.loading import generator_of
         size, evaluation = phase.size, self.plan.evaluation
         page_generator = generator_of(self.models.generator_ema, self.architecture, size,
                                       description=f'training EMA generator at {size}',
