@@ -6,20 +6,23 @@ from deepzine.files import staged_folder
 
 
 class _ExportedGenerator(tf.Module):
+    """The generator's weights and one signature. The Keras model itself is not an attribute: saving it would make
+    Keras export its own call, which a conditional generator cannot make without the collections."""
+
     def __init__(self, generator, latent_size, collection_names):
         super().__init__()
-        self.generator = generator
+        self.generator_weights = list(generator.weights)
+
+        def images(latents, collections=None):
+            return {'images': tf.cast(generator(latents, collections, training=False), tf.float32)}
+
+        latents = tf.TensorSpec([None, latent_size], tf.float32, name='latents')
         if collection_names:
             self.collection_names = tf.Variable(list(collection_names), trainable=False, name='collection_names')
-            self.generate = tf.function(
-                lambda latents, collections: {'images': tf.cast(self.generator(latents, collections, training=False),
-                                                                tf.float32)},
-                input_signature=[tf.TensorSpec([None, latent_size], tf.float32, name='latents'),
-                                 tf.TensorSpec([None, len(collection_names)], tf.float32, name='collections')])
+            collections = tf.TensorSpec([None, len(collection_names)], tf.float32, name='collections')
+            self.generate = tf.function(images, input_signature=[latents, collections])
         else:
-            self.generate = tf.function(
-                lambda latents: {'images': tf.cast(self.generator(latents, training=False), tf.float32)},
-                input_signature=[tf.TensorSpec([None, latent_size], tf.float32, name='latents')])
+            self.generate = tf.function(lambda latents: images(latents), input_signature=[latents])
 
 
 def export_saved_model(generator, latent_size, path, collection_names=()):

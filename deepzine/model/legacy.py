@@ -15,6 +15,9 @@ left unused (except the dead 4x4 conv and optimizer state) and on any native
 weight left unset. The layer-by-layer description of the legacy graphs is in
 `tests/fixtures/legacy_deepzine/README.md`; `tests/model/test_legacy.py` checks
 this module against outputs of the original graphs stored there.
+
+TensorFlow and the networks are imported where a checkpoint is read: the train stage imports this module to
+check a starting point, the params command too.
 """
 
 import dataclasses

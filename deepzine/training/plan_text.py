@@ -58,10 +58,11 @@ def describe_collections(plan):
                        for name, count in zip(data.collections, counts))
     if len(data.collections) == 1:
         return f'one collection: {listed}'
-    drawn = 'each collection equally often' if plan.collection_balance else 'each collection as often as its pages'
+    drawn = ('training draws each collection equally often' if plan.collection_balance
+             else 'training draws each collection as often as it has pages')
     if not architecture.conditional:
         return (f'{len(data.collections)} collections: {listed}; the networks are not conditioned on them, so they '
-                f'learn every collection\'s pages together; drawn {drawn}')
+                f'learn every collection\'s pages together; {drawn}')
     line = f'{len(data.collections)} collections: {listed}; conditional (a page is drawn for a collection); {drawn}'
     unconditioned = plan.forecast and plan.forecast.conditioning
     if unconditioned:

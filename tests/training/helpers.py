@@ -42,3 +42,31 @@ def plan_text(plan):
     return '\n'.join(describe_train_plan(plan))
 
 
+
+
+def two_collection_pages(count, size, seed=0):
+    """{'stripes': dark pages with light stripes, 'blocks': light pages with one dark block}, uint8 [count, size,
+    size, 1] each: two collections whose pages differ plainly in brightness (mean about 70 against 210)."""
+    rng = np.random.default_rng(seed)
+    stripes = np.full((count, size, size, 1), 20, np.uint8)
+    blocks = np.full((count, size, size, 1), 235, np.uint8)
+    for page, block in zip(stripes, blocks):
+        row = rng.integers(0, 4)
+        page[row::4] = 220
+        top, left = rng.integers(0, size // 2, 2)
+        block[top:top + size // 4, left:left + size // 2] = 30
+    return {'stripes': stripes, 'blocks': blocks}
+
+
+def write_collections_hdf5(path, collections):
+    """A page file of several collections ({name: uint8 pages}), in the layout deepzine.data.store reads."""
+    import json
+
+    import h5py
+    names = list(collections)
+    path = write_page_hdf5(path, np.concatenate([collections[name] for name in names]))
+    numbers = np.concatenate([np.full(len(collections[name]), number, np.int16) for number, name in enumerate(names)])
+    with h5py.File(path, 'r+') as handle:
+        handle['pages'].create_dataset('collection', data=numbers)
+        handle.attrs['collections'] = json.dumps([{'name': name} for name in names])
+    return path

@@ -18,7 +18,9 @@ from deepzine.training.schedule import Phase  # noqa: E402
 from deepzine.training.step import StepSettings, StepState, build_training_models, make_phase_step  # noqa: E402
 
 # Group size 1: minibatch-stddev groups are per device, so any larger group would differ between 1 and 2 devices.
-ARCHITECTURE = Architecture(latent_size=16, channels=1, output_size=8, widths={4: 16, 8: 8}, minibatch_group_size=1)
+# Conditioned on two collections: each replica's pages must keep their own collections.
+ARCHITECTURE = Architecture(latent_size=16, channels=1, output_size=8, widths={4: 16, 8: 8}, minibatch_group_size=1,
+                            collection_count=2)
 STEPS = 2
 
 
@@ -30,7 +32,7 @@ def run(strategy, initial):
             variable.assign(value)
     state = StepState(seed=11)
     reals = tf.constant(np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 1)), tf.float32)
-    dataset = tf.data.Dataset.from_tensors((reals, tf.zeros([8], tf.int32))).repeat()
+    dataset = tf.data.Dataset.from_tensors((reals, tf.constant([0, 1, 1, 0, 1, 0, 0, 1], tf.int32))).repeat()
     step = make_phase_step(strategy, models, state, StepSettings(latent_size=16), Phase(1, 8, 'fade', 4, 8))
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     for _ in range(STEPS):
