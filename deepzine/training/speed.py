@@ -54,6 +54,7 @@ CHECKPOINT_BYTES_PER_SEC = 200e6
 IMPORT_TENSORFLOW_SEC = 1.6           # when TensorFlow was imported before the estimate (else measured)
 RUN_FIXED_SEC = 1.0                   # per run: build networks and optimizers, TensorBoard writer
 EXPORT_PER_LAYER_SEC = 0.05           # per run: the SavedModel export traces the final generator
+FLOOR_SHARE_TO_SAY = 0.5              # a GPU line says when the per-step floor, not the GPU, sets most of its time
 XLA_TRACE_FACTOR = 2.0                # compiling with XLA took 2-3x the plain trace (bench/README.md, Training)
 
 
@@ -96,6 +97,7 @@ class TimeEstimate:
     devices: int
     mixed_precision: str
     export_sec: float = 0.0         # the part of run_startup_sec that comes after the last phase
+    gpu_floor_share: dict = None    # GPU name -> share of the steps' time set by the per-step floor, not arithmetic
 
     @property
     def total_sec(self):
@@ -314,21 +316,27 @@ def estimate_time(cost, jit_compile=False, mixed_precision=None, devices=1, mach
     if xla_on_gpus is None:
         xla_on_gpus = jit_compile
     gpu_trace_factor = XLA_TRACE_FACTOR if xla_on_gpus else 1.0
-    gpu_seconds = {}
+    gpu_seconds, gpu_floor_share = {}, {}
     for gpu in GPU_MODELS:
         tflops, _ = gpu_rate_tflops(gpu, cost.mixed_precision)
         if tflops is None:
             gpu_seconds[gpu.name] = None
             continue
 
+        def floor_sec(phase):
+            return phase.kernel_calls * machine.call_sec
+
         def on_gpu(phase, tflops=tflops):  # the host queues kernels while the GPU runs earlier ones: the slower wins
-            return max(phase.kernel_calls * machine.call_sec, phase.step_flop / devices / (tflops * 1e12))
+            return max(floor_sec(phase), phase.step_flop / devices / (tflops * 1e12))
 
         gpu_phases = _phase_times(cost, machine, on_gpu, gpu_trace_factor, save_interval_steps)
         gpu_seconds[gpu.name] = (_run_startup_sec(cost, machine, gpu_trace_factor)
                                  + sum(phase.total_sec for phase in gpu_phases))
+        steps_sec = sum(phase.steps * on_gpu(phase) for phase in cost.phases)
+        floored = sum(phase.steps * on_gpu(phase) for phase in cost.phases if on_gpu(phase) == floor_sec(phase))
+        gpu_floor_share[gpu.name] = floored / steps_sec if steps_sec else 0.0
     return TimeEstimate(machine, phases, _run_startup_sec(cost, machine, 1.0), gpu_seconds, devices,
-                        cost.mixed_precision, _export_sec(cost, machine, 1.0))
+                        cost.mixed_precision, _export_sec(cost, machine, 1.0), gpu_floor_share)
 
 
 # --- what to print ---------------------------------------------------------------------------------------
@@ -360,8 +368,12 @@ def describe_time(estimate, cost, gpus=None):
         seconds = estimate.gpu_seconds.get(gpu.name)
         _, basis = gpu_rate_tflops(gpu, precision)
         fits = '' if needed <= gpu.memory_gib * 2 ** 30 else f'; needs {format_bytes(needed)}: does not fit'
+        floor = (estimate.gpu_floor_share or {}).get(gpu.name, 0.0)
+        floored = (f'; {floor:.0%} of the steps\' time is set by the per-step floor, not by this GPU: the host\'s '
+                   f'{machine.call_sec * 1e6:.0f} us per kernel call measured here, times the kernels of a step '
+                   f'(a larger batch per step uses the GPU better)') if floor > FLOOR_SHARE_TO_SAY else ''
         lines.append(f'  {count}{gpu.name} ({gpu.memory_gib:g} GB, {basis}): '
-                     f'{format_duration(seconds) if seconds is not None else "-"}{fits}')
+                     f'{format_duration(seconds) if seconds is not None else "-"}{fits}{floored}')
     for name, total in (visible_gpu_memory() if gpus is None else gpus):
         if total is not None and needed > total:
             lines.append(f'warning: the memory estimate of {format_bytes(needed)} per device exceeds the '

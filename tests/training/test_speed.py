@@ -66,9 +66,18 @@ def test_gpu_estimates_follow_published_rates_and_units():
     assert two.gpu_seconds['T4'] < float32.gpu_seconds['T4']
 
 
-def test_tiny_models_are_bound_by_the_host_on_any_gpu():
-    estimate = estimate_time(cost_of(), machine=MACHINE)
+def test_tiny_models_are_bound_by_the_host_on_any_gpu_and_the_lines_say_so():
+    cost = cost_of()
+    estimate = estimate_time(cost, machine=MACHINE)
     assert estimate.gpu_seconds['H100'] == pytest.approx(estimate.gpu_seconds['A100'])
+    assert estimate.gpu_floor_share['H100'] == 1.0
+    line = next(line for line in describe_time(estimate, cost, gpus=[]) if line.lstrip().startswith('H100 ('))
+    assert line.endswith("100% of the steps' time is set by the per-step floor, not by this GPU: the host's 200 us per "
+                         "kernel call measured here, times the kernels of a step (a larger batch per step uses the GPU "
+                         "better)")
+    free = dataclasses.replace(MACHINE, call_sec=1e-12)  # no floor: the arithmetic sets every GPU line
+    plain = describe_time(estimate_time(cost, machine=free), cost, gpus=[])
+    assert not any('per-step floor' in line for line in plain)
 
 
 def test_description_lines():
