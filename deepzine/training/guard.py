@@ -3,11 +3,15 @@ training loop; `guard_for(plan, keeper)` gives the loop a CollapseGuard, or with
 that stops on the first NaN and does nothing else.
 
 On an alarm (a loss, a generated pixel or a weight NaN or infinite, a WGAN-GP
-limit crossed, a loss diverging from its recent level, samples collapsing) the
-run goes back to the newest healthy checkpoint, multiplies the learning rate of
-both networks by `collapse_learning_rate_factor` for the rest of that phase,
-draws a new data order and carries on. After `collapse_retries` roll-backs in
-one phase it stops in one line naming that checkpoint and what to change.
+limit crossed, a loss diverging from its recent level, samples collapsing or
+unlike the real pages) the run goes back to the newest healthy checkpoint,
+multiplies the learning rate of both networks by `collapse_learning_rate_factor`,
+draws a new data order and carries on. The lowered rate carries into the next
+phases: a phase that ended without a roll-back gives back one factor towards
+the configured rate, so the rate recovers only while the run stays healthy (a
+rate that was too high at one size is usually too high at the next, where a
+fade-in shakes the networks most). After `collapse_retries` roll-backs in one
+phase it stops in one line naming that checkpoint and what to change.
 
 The checkpoint keeper (deepzine.training.keeper) marks a checkpoint healthy
 when the guard saw nothing wrong as it was saved. Samples (from the generator's
@@ -46,9 +50,14 @@ class GuardState:
     learning_rate_factor: float = 1.0
     rollback_step: int | None = None  # global step of the checkpoint the latest roll-back went to
 
-    def enter_phase(self, phase_index):
+    def enter_phase(self, phase_index, learning_rate_decay):
+        """Training reaches `phase_index`; past the furthest phase so far the roll-backs count from 0 again, and the
+        learning rate recovers one step (1 / learning_rate_decay, up to the configured rate) when the phase before
+        needed none."""
         if phase_index > self.phase_index:
-            self.phase_index, self.rollbacks_in_phase, self.learning_rate_factor = phase_index, 0, 1.0
+            if self.rollbacks_in_phase == 0:
+                self.learning_rate_factor = min(1.0, self.learning_rate_factor / learning_rate_decay)
+            self.phase_index, self.rollbacks_in_phase = phase_index, 0
 
     def record_rollback(self, learning_rate_decay, target_step):
         """One more roll-back in this phase, to the checkpoint of `target_step`; the learning rate is multiplied by
@@ -103,7 +112,7 @@ class CollapseGuard:
         """A phase starts or continues: its history (kept on a resume), its retries (counted again in a phase training
         had not reached before)."""
         self.monitor.begin_phase(phase)
-        self.state.enter_phase(phase.index)
+        self.state.enter_phase(phase.index, self.plan.collapse_learning_rate_factor)
 
     def data_order_entropy(self):
         """Added to the data order's seed: a roll-back must not replay the batches that led to the trouble."""
@@ -156,8 +165,8 @@ class CollapseGuard:
         restored, position = self._go_back_to(target)
         if target != newest:
             restored += f'; the newer healthy {os.path.basename(newest)} went wrong again'
-        logger.warning('rolled back at %s to %s (%s): %s; learning rate now %g for the rest of this phase '
-                       '(roll-back %d of %d)', where, os.path.basename(target), restored, alarm,
+        logger.warning('rolled back at %s to %s (%s): %s; learning rate now %g (roll-back %d of %d in this phase)',
+                       where, os.path.basename(target), restored, alarm,
                        plan.learning_rate * state.learning_rate_factor, state.rollbacks_in_phase, plan.collapse_retries)
         pause_at('rolled back', where)
         return position

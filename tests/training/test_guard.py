@@ -56,7 +56,7 @@ def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_band
     rolled_back = [line for line in handler.lines if line.startswith('rolled back')]
     assert rolled_back[0].startswith('rolled back at 4x4 stable step 10 to ckpt-0 (4x4 stable step 0): divergence '
                                      'of the gradient penalty')
-    assert rolled_back[0].endswith('learning rate now 1.25 for the rest of this phase (roll-back 1 of 4)')
+    assert rolled_back[0].endswith('learning rate now 1.25 (roll-back 1 of 4 in this phase)')
     assert any(line.startswith('rolled back at 16x16 ') for line in rolled_back)  # where it diverged unguarded
     assert any('| health ' in line and 'lr x0.25' in line for line in handler.lines)
     assert read_checkpoint_position(latest(tmp_path)) == (16, 'stable', 20, 100)
@@ -177,23 +177,28 @@ def test_checkpoint_list_keeps_the_newest_and_the_protected_one_and_forgets_an_a
         'ckpt-200', 'ckpt-400', 'ckpt-500']
 
 
-def test_guard_counts_restart_only_when_training_passes_its_furthest_phase():
+def test_the_lowered_rate_carries_into_the_next_phases_and_recovers_only_after_a_phase_without_trouble():
     guard = GuardState()
-    guard.enter_phase(3)
+    guard.enter_phase(3, 0.5)
     guard.record_rollback(0.5, 1200)
     guard.record_rollback(0.5, 1000)
     assert (guard.rollbacks_in_phase, guard.learning_rate_factor, guard.retries_left(3)) == (2, 0.25, 1)
-    guard.enter_phase(2)  # rolled back into the previous phase: the retries of phase 3 still count
-    guard.enter_phase(3)
+    guard.enter_phase(2, 0.5)  # rolled back into the previous phase: the retries of phase 3 still count
+    guard.enter_phase(3, 0.5)
     assert guard.rollbacks_in_phase == 2
     assert GuardState(**json.loads(json.dumps(dataclasses.asdict(guard)))) == guard
-    guard.enter_phase(4)
-    assert (guard.rollbacks_in_phase, guard.learning_rate_factor, guard.retries_left(3)) == (0, 1.0, 3)
+    guard.enter_phase(4, 0.5)  # phase 3 needed roll-backs: its rate carries on
+    assert (guard.rollbacks_in_phase, guard.learning_rate_factor, guard.retries_left(3)) == (0, 0.25, 3)
+    guard.enter_phase(5, 0.5)  # phase 4 went clean: one step back up
+    assert guard.learning_rate_factor == 0.5
+    guard.enter_phase(6, 0.5)
+    guard.enter_phase(7, 0.5)
+    assert guard.learning_rate_factor == 1.0  # never above the configured rate
 
 
 def test_a_guard_out_of_retries_is_forgiven_for_the_next_run():
     guard = GuardState()
-    guard.enter_phase(2)
+    guard.enter_phase(2, 0.5)
     guard.record_rollback(0.5, 400)
     guard.forgive()
     assert (guard.phase_index, guard.rollbacks_in_phase, guard.learning_rate_factor) == (2, 0, 1.0)
