@@ -58,28 +58,52 @@ def matmul_peak_gflops(size=4096, repeats=4):
     return 2 * size ** 3 / best / 1e9
 
 
-def build(size, filters, latent, channels, batch, precision):
+class _PromisedPageFile:
+    """What the train stage reads of a load_data plan of the same run: the page file it will find."""
+
+    def __init__(self, page_file):
+        self.page_file = page_file
+
+
+def stage_plan(args, size, precision, jit_compile):
+    """The train stage's own plan for a run up to `size` with the bench's keys: its architecture, phases and
+    hardware are what `python wrapper.py` would train (the page file is promised, not read)."""
+    from deepzine.data.store import PageFileFacts
+    from deepzine.parameters import registry, resolve
+    from deepzine.sizes import sizes_between
+    from deepzine.training.stage import TrainStage
+    keys = {'train': True, 'data_hdf5': os.path.join(tempfile.gettempdir(), 'bench_pages.hdf5'),
+            'log_dir': tempfile.mkdtemp(prefix='bench_train_'), 'gan_output_size': size, 'latent_size': args.latent,
+            'max_filter': args.filters, 'min_filter': 16, 'filter_num_reduction_transition_size': args.transition,
+            'batch_size': args.batch, 'iterations_per_stage': 10 ** 6, 'mixed_precision': precision,
+            'jit_compile': jit_compile}
+    names = tuple(f'collection{number}' for number in range(args.collections))
+    page_file = PageFileFacts(keys['data_hdf5'], tuple(sizes_between(4, size)), args.channels, collections=names)
+    return TrainStage(resolve(keys, registry([TrainStage]))).validate({'load_data': _PromisedPageFile(page_file)})
+
+
+def build(plan):
     import tensorflow as tf
-    from deepzine.model.architecture import Architecture, filter_widths
     from deepzine.training.step import StepState, build_training_models
-    architecture = Architecture(latent_size=latent, channels=channels, output_size=size,
-                                widths=filter_widths(size, filters, 16, 64))
+    architecture, hardware = plan.architecture, plan.hardware
     strategy = tf.distribute.get_strategy()
-    models = build_training_models(architecture, strategy, 0.001, precision)
-    reals = tf.random.uniform([batch, size, size, channels], -1, 1)
-    batches = tf.data.Dataset.from_tensors((reals, tf.zeros([batch], tf.int32))).repeat()
-    return architecture, strategy, models, StepState(seed=1), batches
+    models = build_training_models(architecture, strategy, plan.learning_rate, hardware.mixed_precision)
+    batch, size = plan.phases[-1].batch_size, architecture.output_size
+    reals = tf.random.uniform([batch, size, size, architecture.channels], -1, 1)
+    numbers = tf.range(batch, dtype=tf.int32) % architecture.collection_count
+    batches = tf.data.Dataset.from_tensors((reals, numbers)).repeat()
+    return strategy, models, StepState(seed=1), batches
 
 
 def time_step(args, size, kind, mode, precision):
     """(seconds per step, counted FLOP per image, flop by op type, trace seconds) for one configuration."""
     import tensorflow as tf
-    from deepzine.training.schedule import Phase
+    from deepzine.training.schedule import find_phase
     from deepzine.training.step import StepSettings, make_phase_step
-    architecture, strategy, models, state, dataset = build(size, args.filters, args.latent, args.channels, args.batch,
-                                                           precision)
-    settings = StepSettings(latent_size=args.latent, jit_compile=mode == 'xla')
-    step = make_phase_step(strategy, models, state, settings, Phase(1, size, kind, 10 ** 6, args.batch))
+    plan = stage_plan(args, size, precision, mode == 'xla')
+    strategy, models, state, dataset = build(plan)
+    settings = StepSettings(latent_size=args.latent, jit_compile=plan.hardware.jit_compile)
+    step = make_phase_step(strategy, models, state, settings, find_phase(plan.phases, size, kind))
     iterator = iter(dataset)
     tf.config.run_functions_eagerly(mode == 'eager')
     try:
@@ -104,16 +128,15 @@ def time_step(args, size, kind, mode, precision):
 
 
 def speed_table(args):
-    from deepzine.model.architecture import Architecture, filter_widths
-    print(f'filters {args.filters}, latent {args.latent}, channels {args.channels}, batch {args.batch}; '
+    print(f'filters {args.filters} (halving from {args.transition}x{args.transition} up, at least 16), latent '
+          f'{args.latent}, channels {args.channels}, batch {args.batch}, {args.collections} collection(s); '
           f'best of {args.rounds} x {args.steps} steps\n')
     print('| size | phase | mode | precision | s/step | img/s | GFLOP/img counted | GFLOP/img from shapes '
           '| GFLOP/s | peak GFLOP/s | % of peak | trace s |')
     print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     counted_by_size = {}
     for size in args.sizes:
-        architecture = Architecture(latent_size=args.latent, channels=args.channels, output_size=size,
-                                    widths=filter_widths(size, args.filters, 16, 64))
+        architecture = stage_plan(args, size, 'float32', False).architecture
         for kind in args.kinds:
             shapes = step_flop(architecture, size, kind == 'fade', args.batch) / args.batch / 1e9
             for precision in args.precisions:
@@ -350,7 +373,10 @@ def main(argv=None):
     parser.add_argument('--modes', nargs='+', default=['eager', 'function', 'xla'], choices=['eager', 'function', 'xla'])
     parser.add_argument('--precisions', nargs='+', default=['float32'],
                         choices=['float32', 'mixed_bfloat16', 'mixed_float16'])
-    parser.add_argument('--filters', type=int, default=128, help='max_filter (halving from 64x64 up, floor 16)')
+    parser.add_argument('--filters', type=int, default=128, help='max_filter (min_filter 16)')
+    parser.add_argument('--transition', type=int, default=64, help='filter_num_reduction_transition_size')
+    parser.add_argument('--collections', type=int, default=1,
+                        help='collections the networks are conditioned on (1: unconditional)')
     parser.add_argument('--latent', type=int, default=128)
     parser.add_argument('--channels', type=int, default=3)
     parser.add_argument('--batch', type=int, default=16)
