@@ -26,8 +26,9 @@ def stage_classes():
     from deepzine.evaluation.stage import EvaluateStage
     from deepzine.sampling.inference import InferenceStage
     from deepzine.sampling.interpolation import InterpolationStage
+    from deepzine.sampling.project_stage import ProjectStage
     from deepzine.training.stage import TrainStage
-    return [LoadDataStage, TrainStage, InferenceStage, InterpolationStage, EvaluateStage]
+    return [LoadDataStage, TrainStage, ProjectStage, InferenceStage, InterpolationStage, EvaluateStage]
 
 
 def parameter_table(classes=None):
