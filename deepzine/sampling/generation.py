@@ -80,13 +80,23 @@ def read_latents_file(key, path, latent_size, minimum_count=1, rows=None, rows_k
     return latents.astype(np.float32)
 
 
+def companion_file(latents_path, name):
+    """`X_<name>` beside a latents file `X_latents.npy` (projected_pages.npy beside projected_latents.npy); None when
+    the latents file is not named so."""
+    directory, file_name = os.path.split(latents_path)
+    if not file_name.endswith('_latents.npy'):
+        return None
+    return os.path.join(directory, file_name[:-len('latents.npy')] + name)
+
+
 def numbered_name(prefix, index, extension):
     """inference_00000.png and the like: five digits sort correctly up to 100000 files."""
     return f'{prefix}_{index:05d}.{extension}'
 
 
-def write_numbered_images(generator, latents, directory, prefix, image_format, contrast_stretch=False, keep_images=False):
-    """Generate one page per latent and write `<prefix>_00000.<format>`, ... into `directory`.
+def write_numbered_images(generator, latents, directory, prefix, image_format, contrast_stretch=False, keep_images=False,
+                          first_index=0):
+    """Generate one page per latent and write `<prefix>_<first_index>.<format>`, ... into `directory`.
 
     Returns the paths, and the pages as uint8 [N, S, S, C] when keep_images
     (for a grid; a quarter of the float size), else None.
@@ -96,7 +106,7 @@ def write_numbered_images(generator, latents, directory, prefix, image_format, c
     paths, kept = [], []
     for start, pages in generator.batches(latents, progress_label=prefix):
         for offset, page in enumerate(pages):
-            path = os.path.join(directory, numbered_name(prefix, start + offset, image_format))
+            path = os.path.join(directory, numbered_name(prefix, first_index + start + offset, image_format))
             paths.append(save_image(page, path, image_format, contrast_stretch))
         if keep_images:
             kept.append(to_uint8(pages, contrast_stretch))

@@ -82,7 +82,8 @@ class BatchLbfgs:
 
     @property
     def converged(self):
-        """Rows where neither the curvature step nor the gradient step found a lower value: they move no more."""
+        """Rows at a zero gradient, or where neither the curvature step nor the gradient step found a lower value:
+        they move no more (and cost no more evaluations)."""
         return self.failures >= 2
 
     def step(self):
@@ -91,6 +92,7 @@ class BatchLbfgs:
         slope = _dot(direction, self.gradients)
         length = np.ones(len(self.x))
         new_x, new_values, new_gradients = self.x.copy(), self.values.copy(), self.gradients.copy()
+        self.failures[~np.any(self.gradients, axis=1)] = 2  # a zero gradient: a stationary point, nothing to follow
         pending = self.all_rows[~self.converged]
         for _ in range(MAX_HALVINGS + 1 if len(pending) else 0):
             trial = self.x[pending] + length[pending, None] * direction[pending]

@@ -104,7 +104,7 @@ class Projector:
         self.candidates = random_generator.standard_normal(
             (settings.start_candidates, networks.latent_size)).astype(np.float32)
         self._candidate_pages = {}
-        self._step = tf.function(self._loss_and_gradient, reduce_retracing=True)
+        self.loss_and_gradient = tf.function(self._loss_and_gradient, reduce_retracing=True)
 
     def candidate_pages(self, collection_key, collections):
         """The pages of the start candidates (generated once per collection)."""
@@ -148,7 +148,7 @@ class Projector:
         best = None
         for index, collection in enumerate(collections_to_try):
             collections = None if collection is None else tf.constant(_repeat(collection[None], len(targets)))
-            starts, start_errors = self._nearest_candidates(wanted, index, collection)
+            starts, start_errors = self.nearest_candidates(wanted, index, collection)
             optimizer = BatchLbfgs(self._evaluator(wanted, contrast, target_features, collections), starts, LBFGS_MEMORY)
             for step in range(self.settings.steps):
                 optimizer.step()
@@ -160,7 +160,7 @@ class Projector:
         return ProjectedBatch(best.latents, best.indices, pages, relative_errors(pages, wanted),
                               rms_errors_255(pages, wanted), best.start_errors)
 
-    def _nearest_candidates(self, wanted, collection_index, collection):
+    def nearest_candidates(self, wanted, collection_index, collection):
         pages = self.candidate_pages(collection_index, None if collection is None else collection[None])
         squared = np.mean(np.square(wanted[:, None] - pages[None]), axis=(2, 3, 4))
         nearest = squared.argmin(axis=1)
@@ -173,7 +173,7 @@ class Projector:
         def evaluate(latents, rows):
             rows_tensor = tf.constant(rows, tf.int32)
             subset = None if collections is None else tf.gather(collections, rows_tensor)
-            loss, gradient = self._step(tf.constant(latents), rows_tensor, targets, contrast, target_features, subset)
+            loss, gradient = self.loss_and_gradient(tf.constant(latents), rows_tensor, targets, contrast, target_features, subset)
             return loss.numpy(), gradient.numpy()
         return evaluate
 
