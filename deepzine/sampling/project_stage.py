@@ -55,7 +55,9 @@ class ProjectPlan:
     settings: ProjectionSettings
     batch_size: int
     random_seed: object
-    signature: dict                # what a re-run must match to finish this run
+    contrast_stretch: bool         # for the side-by-side sheet
+    signature: dict
+    has_critic: bool = True        # as far as the checks can tell (a model folder lists its networks)                # what a re-run must match to finish this run
 
     @property
     def latents_path(self):
@@ -95,11 +97,13 @@ class ProjectStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOutpu
                            run_folder=folder or next_run_folder(self.inference_output_directory, earlier),
                            resuming=folder is not None, pages_done=state['finished'] if state else 0,
                            settings=settings, batch_size=self.inference_batch_size, random_seed=self.random_seed,
-                           signature=signature)
+                           contrast_stretch=self.contrast_stretch, signature=signature, has_critic=_has_critic(model))
 
     def describe(self, plan):
         settings = plan.settings
-        lines = [f'load {plan.model.describe()} and its critic, if it kept one (else pixels only)',
+        critic = ('and its critic' if plan.has_critic else
+                  '(it kept no critic: pixel and latent-prior terms only)')
+        lines = [f'load {plan.model.describe()} {critic}',
                  f'read every page of {len(plan.documents)} document(s) under {plan.pages_path}, squared as the '
                  f'model\'s own pages were (its model.json; stretch with pdfium when it does not say)',
                  f'project {plan.batch_size} pages at a time: the nearest of {settings.start_candidates} random latents, '
@@ -136,6 +140,17 @@ class ProjectStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOutpu
         return plan.latents_path
 
 
+def _has_critic(model):
+    """False when the model certainly kept no discriminator (a SavedModel, a model folder without one)."""
+    from deepzine.model.loading import MODEL_FOLDER, SAVED_MODEL
+    from deepzine.model.model_folder import is_model_folder, read_model_json
+    if model.kind == SAVED_MODEL:
+        return False
+    if model.kind == MODEL_FOLDER and is_model_folder(model.path):
+        return 'discriminator' in read_model_json(model.path).get('networks', [])
+    return True
+
+
 def project_remaining(networks, plan, state, pages, latents, collection_names):
     """Project the pages not yet done, saving after each batch; then the side-by-side sheet and a summary."""
     from tqdm import tqdm
@@ -168,7 +183,7 @@ def _finish(networks, plan, state, pages, latents, collection_names, first_new, 
         vectors = (np.stack([_one_hot_rows(len(collection_names))[collection_names.index(row['collection'])]
                              for row in rows]) if collection_names else None)
         generated.append(np.asarray(networks.generate(latents[start:start + plan.batch_size], vectors)))
-    sheet = outputs.write_sheet(plan.run_folder, pages, np.concatenate(generated))
+    sheet = outputs.write_sheet(plan.run_folder, pages, np.concatenate(generated), plan.contrast_stretch)
     errors = np.array([row['relative_error'] for row in state['results']])
     ratios = np.array([row['rms_error_255'] / max(row['start_rms_error_255'], 1e-9) for row in state['results']])
     seconds = time.monotonic() - started

@@ -64,8 +64,9 @@ class ProjectionNetworks:
 
 
 def to_model_range(pages):
-    """uint8 pages -> float32 in [-1, 1], the generator's range."""
-    return np.asarray(pages, np.float32) / 127.5 - 1.0
+    """uint8 pages -> float32 in [-1, 1], the generator's range; float pages are taken to be in that range already."""
+    pages = np.asarray(pages)
+    return pages.astype(np.float32) / 127.5 - 1.0 if pages.dtype == np.uint8 else pages.astype(np.float32)
 
 
 def relative_errors(generated, targets):
@@ -135,7 +136,8 @@ class Projector:
         return loss, tape.gradient(total, latents)
 
     def project(self, targets, collections_to_try=(None,), on_step=None):
-        """targets: uint8 [B, S, S, C] -> ProjectedBatch; on_step(fraction of this batch done) after each step.
+        """targets: uint8 [B, S, S, C] (or float32 in [-1, 1]) -> ProjectedBatch; on_step(fraction of this batch done)
+        after each step.
 
         collections_to_try: one entry per collection to try, each None (an
         unconditional model) or a float32 [collection_count] vector; every

@@ -102,9 +102,13 @@ def result_rows(state, batch, first_row, collection_names=None):
     return rows
 
 
-def write_sheet(run_folder, real_pages, generated_pages):
-    """projected_sheet.png: pairs of (real page, its reconstruction), SHEET_PAIRS_PER_ROW pairs to a row."""
+def write_sheet(run_folder, real_pages, generated_pages, contrast_stretch=False):
+    """projected_sheet.png: pairs of (real page, its reconstruction), SHEET_PAIRS_PER_ROW pairs to a row.
+
+    contrast_stretch: each page stretched to its own darkest..lightest, as the saved pages of sampling are.
+    """
     from deepzine.sampling.images import save_grid, to_uint8
-    pairs = np.stack([to_uint8(real_pages), to_uint8(generated_pages)], axis=1)
+    real = to_uint8(np.asarray(real_pages, np.float32) / 127.5 - 1.0, contrast_stretch)
+    pairs = np.stack([real, to_uint8(generated_pages, contrast_stretch)], axis=1)
     pairs = pairs.reshape((-1,) + pairs.shape[2:])
     return save_grid(pairs, os.path.join(run_folder, SHEET_FILE), columns=2 * SHEET_PAIRS_PER_ROW)
