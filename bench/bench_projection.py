@@ -45,9 +45,9 @@ NEAREST_OF = 1000
 
 
 def generated_targets(networks, count, seed, exact=False):
-    """Pages the model drew: as saved (uint8), or exact (its float32 output, so the known answer is exactly right)."""
+    """Pages the model drew: as saved (uint8), or exact (float32 in [-1, 1], so the known answer is exactly right)."""
     latents = np.random.default_rng(seed).standard_normal((count, networks.latent_size)).astype(np.float32)
-    pages = np.asarray(networks.generate(latents))
+    pages = np.asarray(networks.generate(latents))  # clipped to [-1, 1], as saved
     return pages if exact else np.clip(np.rint((pages + 1) * 127.5), 0, 255).astype(np.uint8)
 
 
@@ -106,7 +106,7 @@ def recovery(networks, arguments):
         targets = generated_targets(networks, arguments.recovery_pages, seed=7, exact=exact)
         _, pages, seconds = project(networks, targets, ProjectionSettings())
         errors = relative_errors(pages, to_model_range(targets))
-        print(f'recovery: {len(targets)} generated pages ({"float32 output" if exact else "saved as uint8"}), '
+        print(f'recovery: {len(targets)} generated pages ({"float32" if exact else "saved as uint8"}), '
               f'default settings: relative error {summary(errors)}; {np.mean(errors < 0.05):.0%} under 5 %; '
               f'{len(targets) / seconds:.3f} pages/s', flush=True)
         print('  relative errors, sorted: ' + ' '.join(f'{error:.3f}' for error in sorted(errors)), flush=True)
@@ -122,9 +122,14 @@ def real(networks, rendering, arguments):
           f'{np.mean(ratios <= 0.7):.0%} at most 0.7; relative error {summary(relative_errors(pages, to_model_range(targets)))}; '
           f'{len(targets) / seconds:.3f} pages/s', flush=True)
     print('  ratios, sorted: ' + ' '.join(f'{ratio:.2f}' for ratio in sorted(ratios)))
-    os.makedirs(os.path.join(REPO, 'bench', 'figures'), exist_ok=True)
-    sheet = write_sheet(os.path.join(REPO, 'bench', 'figures'), targets[:32], pages[:32])
-    os.replace(sheet, os.path.join(REPO, 'bench', 'figures', 'projection_sheet.png'))
+    figures = os.path.join(REPO, 'bench', 'figures')
+    os.makedirs(figures, exist_ok=True)
+    os.replace(write_sheet(figures, targets[:32], pages[:32]), os.path.join(figures, 'projection_sheet.png'))
+    pixels_only = dataclasses.replace(ProjectionSettings(), critic_feature_weight=0.0)
+    _, plain, _ = project(networks, targets[:16], pixels_only)
+    ratios = rms_errors_255(plain, to_model_range(targets[:16])) / nearest_sample_rms(networks, targets[:16])
+    print(f'  the first 16 with pixels only (critic_feature_weight 0): ratio {summary(ratios)}', flush=True)
+    os.replace(write_sheet(figures, targets[:16], plain), os.path.join(figures, 'projection_sheet_pixels_only.png'))
 
 
 def comparison_sets(networks, rendering, arguments, count=8):

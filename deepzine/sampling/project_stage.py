@@ -101,7 +101,7 @@ class ProjectStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOutpu
 
     def describe(self, plan):
         settings = plan.settings
-        critic = ('and its critic' if plan.has_critic else
+        critic = ('' if not plan.settings.critic_feature_weight else 'and its critic' if plan.has_critic else
                   '(it kept no critic: pixel and latent-prior terms only)')
         lines = [f'load {plan.model.describe()} {critic}',
                  f'read every page of {len(plan.documents)} document(s) under {plan.pages_path}, squared as the '
@@ -121,9 +121,13 @@ class ProjectStage(Stage, OutputSizeParameters, ModelFileParameters, SampleOutpu
 
     def run(self, plan):
         from deepzine.sampling.projection_model import load_projection_networks
-        networks, rendering, collection_names = load_projection_networks(plan.model)
+        networks, rendering, collection_names = load_projection_networks(
+            plan.model, critic_wanted=plan.settings.critic_feature_weight > 0)
         from deepzine.sampling.page_input import read_user_pages
         user_pages = read_user_pages(plan.documents, rendering)
+        if user_pages.skipped:
+            logger.warning('project: %d unreadable page(s) or document(s) skipped (named above); projecting the %d '
+                           'others', len(user_pages.skipped), len(user_pages.sources))
         state = outputs.read_state(plan.run_folder) if plan.resuming else None
         if state and [tuple(source) for source in state['sources']] != [tuple(source) for source in user_pages.sources]:
             logger.warning('%s: its pages differ from the ones read now; projecting them again from the start',

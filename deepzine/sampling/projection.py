@@ -52,9 +52,13 @@ class ProjectionNetworks:
         self.size, self.latent_size, self.channels = size, latent_size, channels
 
     def generate(self, latents, collections=None):
+        """Pages as they are saved: clipped to [-1, 1], since paper whiter than white is still white on disk."""
+        import tensorflow as tf
         if collections is None:
-            return self.generator(latents, size=self.size)
-        return self.generator(latents, collections=collections, size=self.size)
+            pages = self.generator(latents, size=self.size)
+        else:
+            pages = self.generator(latents, collections=collections, size=self.size)
+        return tf.clip_by_value(pages, -1.0, 1.0)
 
     def critic_features(self, images):
         """Unit-length feature vectors at every pixel of every critic layer (before the batch-mixing stddev)."""

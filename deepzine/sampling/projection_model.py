@@ -39,18 +39,22 @@ def model_collection_names(description):
     return list(names) if names and len(names) > 1 else None
 
 
-def load_projection_networks(location):
-    """(ProjectionNetworks, PageRendering, collection names or None) of a ModelLocation."""
+def load_projection_networks(location, critic_wanted=True):
+    """(ProjectionNetworks, PageRendering, collection names or None) of a ModelLocation.
+
+    critic_wanted: False when the critic-feature term is off: its critic is then neither loaded nor missed.
+    """
     import tensorflow as tf
     description = {}
     if location.kind == MODEL_FOLDER:
         from deepzine.model.model_folder import load_model_folder, read_model_json
-        with_critic = 'discriminator' in read_model_json(location.path).get('networks', [])
+        with_critic = critic_wanted and 'discriminator' in read_model_json(location.path).get('networks', [])
         architecture, size, generator, critic, description = load_model_folder(location.path, with_critic)
         latent_size, channels = architecture.latent_size, architecture.channels
     elif location.kind == ORIGINAL:
         from deepzine.model.legacy import load_legacy_networks
         architecture, generator, critic = load_legacy_networks(location.path, location.size)
+        critic = critic if critic_wanted else None
         size, latent_size, channels = architecture.output_size, architecture.latent_size, architecture.channels
     else:
         assert location.kind == SAVED_MODEL
@@ -58,7 +62,7 @@ def load_projection_networks(location):
         latent_size = signature.structured_input_signature[1]['latents'].shape[1]
         _, size, _, channels = signature(latents=tf.zeros([1, latent_size]))['images'].shape
         generator, critic = _SavedModelGenerator(signature), None
-    if critic is None:
+    if critic is None and critic_wanted:
         logger.warning('%s kept no critic (discriminator): projecting with the pixel and latent-prior terms only',
                        location.path)
     networks = ProjectionNetworks(generator, critic, size, latent_size, channels)
