@@ -15,6 +15,7 @@ Sections (--sections picks some):
   real      one page from each of --real-pages unseen documents: pixel RMS error of the projection
             over that of the nearest of 1,000 random samples; writes bench/figures/projection_sheet.png
   steps     mean errors after 25, 50, 100, 200 and 400 steps (generated and real pages)
+  contrast  how much contrast the model's pages have against the unseen pages' (no projection: quick)
   settings  each default against its alternatives on 8 generated and 8 real pages, and the optimiser
             (L-BFGS per page) against Adam with StyleGAN2's schedule and against L-BFGS of the batch as one problem, pixels only
 Speed (pages/s) is printed with every row: two CPU cores, batch 16 unless said.
@@ -132,6 +133,16 @@ def real(networks, rendering, arguments):
     os.replace(write_sheet(figures, targets[:16], plain), os.path.join(figures, 'projection_sheet_pixels_only.png'))
 
 
+def contrast(networks, rendering, arguments):
+    latents = np.random.default_rng(1).standard_normal((NEAREST_OF, networks.latent_size)).astype(np.float32)
+    samples = np.concatenate([np.asarray(networks.generate(latents[i:i + 100])) for i in range(0, NEAREST_OF, 100)])
+    targets, _ = unseen_targets(arguments.unseen, rendering, arguments.real_pages, 3, training_hashes(arguments.model))
+    unseen = to_model_range(targets)
+    print(f'contrast: pixel standard deviation per page, in [-1, 1] units: {NEAREST_OF} generated pages '
+          f'{samples.std(axis=(1, 2, 3)).mean():.3f} (mean brightness {samples.mean():.3f}); {len(unseen)} unseen pages '
+          f'{unseen.std(axis=(1, 2, 3)).mean():.3f} (mean brightness {unseen.mean():.3f})', flush=True)
+
+
 def comparison_sets(networks, rendering, arguments, count=8):
     generated = generated_targets(networks, count, seed=11)
     unseen, _ = unseen_targets(arguments.unseen, rendering, count, 5, training_hashes(arguments.model))
@@ -233,7 +244,8 @@ def main(argv=None):
         if section == 'recovery':
             recovery(networks, arguments)
         else:
-            {'real': real, 'steps': steps, 'settings': settings}[section](networks, rendering, arguments)
+            {'real': real, 'steps': steps, 'settings': settings, 'contrast': contrast}[section](networks, rendering,
+                                                                                              arguments)
 
 
 if __name__ == '__main__':

@@ -238,10 +238,10 @@ def project_command(argv):
         description='Find your own pages inside a trained model: the latent of each page, a side-by-side sheet and '
                     'the errors, in a new run folder of OUT (the project stage with these keys). Stopped, the same '
                     'command finishes the run.')
-    parser.add_argument('model', help='a model folder (log_dir/<size>), a SavedModel folder or an original checkpoint '
+    parser.add_argument('model', metavar='MODEL', help='a model folder (log_dir/<size>), a SavedModel folder or an original checkpoint '
                                       '(as inference_model_path)')
-    parser.add_argument('pages', help='a folder of PDFs and page images (searched recursively), or one such file')
-    parser.add_argument('output_directory', help='where the run folders go (as inference_output_directory)')
+    parser.add_argument('pages', metavar='PAGES', help='a folder of PDFs and page images (searched recursively), or one such file')
+    parser.add_argument('output_directory', metavar='OUT', help='where the run folders go (as inference_output_directory)')
     parser.add_argument('--steps', type=_positive_int, default=None, help='L-BFGS steps per page (project_steps)')
     parser.add_argument('--batch', type=_positive_int, default=None, help='pages projected at once (inference_batch_size)')
     parser.add_argument('--seed', type=int, default=None, help='seed of the random start latents (random_seed)')

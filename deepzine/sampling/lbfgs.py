@@ -2,15 +2,14 @@
 
 Projection (deepzine.sampling.projection) solves one small least-squares
 problem per page: 128 latent numbers against thousands of pixels, in a long
-curved valley of nearly equal pages. There Adam, the usual choice, needed
-about 1,500 steps to bring a generated page back within 5 % of its contrast,
-and L-BFGS of the whole batch as one problem (scipy's) stalled at 8 % after
-300 iterations, because one shared line search and one shared curvature
-history mix pages that have nothing in common; L-BFGS of each page on its
-own reached 2.6 % (bench/README.md, "Projection"). No installed library runs
-independent L-BFGS problems as one batch (TensorFlow Probability's would, but
-it needs the separate tf-keras package), and batching is what keeps a GPU
-busy, so this module does, in numpy around the caller's batched function.
+curved valley of nearly equal pages. There Adam, the usual choice, converges
+several times slower, and L-BFGS of the whole batch as one problem (what
+scipy's minimize would do) stalls, because one shared line search and one
+shared curvature history mix pages that have nothing in common
+(bench/README.md, "Projection"). No installed library runs independent L-BFGS
+problems as one batch (TensorFlow Probability's would, but it needs the
+separate tf-keras package), and batching is what keeps a GPU busy, so this
+module does, in numpy around the caller's batched function.
 
 The algorithm is the textbook one (Nocedal and Wright, Numerical
 Optimization, algorithms 7.4 and 3.1): the two-loop recursion over the last
