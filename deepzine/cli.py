@@ -1,4 +1,4 @@
-"""The command line: `deepzine CONFIG` (or `deepzine run CONFIG`), and the commands params, movie, convert-legacy, preview.
+"""The command line: `deepzine CONFIG` (or `deepzine run CONFIG`), and the commands params, movie, project, convert-legacy, preview.
 
 Exit codes, the same for every command, are those of deepzine.errors (the
 README's table repeats them): 0 done; 1 a fault met while working (a full
@@ -48,6 +48,13 @@ CONVERT_EXAMPLES = """examples:
   deepzine convert-legacy pretrained_models/256 converted/256
   deepzine convert-legacy old_run/1024/model.ckpt converted/1024 --size 1024
   deepzine convert-legacy pretrained_models/64 converted/64 --sampling-only
+"""
+
+PROJECT_EXAMPLES = """examples:
+  deepzine project pretrained_models/debian_manuals/64 my_pages/ projected/     -> projected/run-001/projected_latents.npy, ...
+  deepzine project log/128 title_page.pdf projected/ --steps 400
+  deepzine project log/128 my_pages/ projected/ --set project_critic_feature_weight=0
+then walk through them: python wrapper.py walk.yaml with interpolation_latents: projected/run-001/projected_latents.npy
 """
 
 PREVIEW_EXAMPLES = """examples:
@@ -221,6 +228,43 @@ def convert_legacy_command(argv):
     return 0
 
 
+def project_command(argv):
+    parser = argparse.ArgumentParser(
+        prog='deepzine project', epilog=PROJECT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Find your own pages inside a trained model: the latent of each page, a side-by-side sheet and '
+                    'the errors, in a new run folder of OUT (the project stage with these keys). Stopped, the same '
+                    'command finishes the run.')
+    parser.add_argument('model', metavar='MODEL', help='a model folder (log_dir/<size>), a SavedModel folder or an original checkpoint '
+                                      '(as inference_model_path)')
+    parser.add_argument('pages', metavar='PAGES', help='a folder of PDFs and page images (searched recursively), or one such file')
+    parser.add_argument('output_directory', metavar='OUT', help='where the run folders go (as inference_output_directory)')
+    parser.add_argument('--steps', type=_positive_int, default=None, help='L-BFGS steps per page (project_steps)')
+    parser.add_argument('--batch', type=_positive_int, default=None, help='pages projected at once (inference_batch_size)')
+    parser.add_argument('--seed', type=int, default=None, help='seed of the random start latents (random_seed)')
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                        help='any other key of the project stage, e.g. project_critic_feature_weight=0 (repeatable)')
+    parser.add_argument('--dry-run', action='store_true', help='print the plan, write nothing')
+    parser.add_argument('-v', '--verbose', action='store_true', help='debug lines and TensorFlow\'s own messages')
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    raw = {'project': True, 'inference_model_path': args.model, 'project_pages': args.pages,
+           'inference_output_directory': args.output_directory}
+    for key, value in (('project_steps', args.steps), ('inference_batch_size', args.batch), ('random_seed', args.seed)):
+        if value is not None:
+            raw[key] = value
+    for text in args.overrides:
+        key, value = parse_override(text)
+        raw[key] = value
+    from deepzine import pipeline
+    from deepzine.sampling.project_stage import ProjectStage
+    prepared = pipeline.prepare(raw, classes=[ProjectStage])
+    if args.dry_run:
+        print(pipeline.describe_plan(prepared))
+        return 0
+    pipeline.run(prepared)
+    return 0
+
+
 def preview_command(argv):
     parser = argparse.ArgumentParser(
         prog='deepzine preview', epilog=PREVIEW_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -243,6 +287,7 @@ COMMANDS = {
     'run': (run_command, 'run the stages a YAML config switches on (the default: deepzine CONFIG)'),
     'params': (params_command, 'every config key with its default and meaning (params WORD: those mentioning WORD)'),
     'movie': (movie_command, 'encode a folder of frames into a video'),
+    'project': (project_command, 'find your own pages (PDFs or images) inside a trained model, for movies through them'),
     'convert-legacy': (convert_legacy_command, 'convert an original DeepZine checkpoint into a model folder and a SavedModel'),
     'preview': (preview_command, 'a contact sheet of random pages from a page file'),
 }

@@ -20,14 +20,15 @@ from deepzine.parameter_groups import RunParameters
 from deepzine.parameters import ConfigError, registry, resolve
 from deepzine.sampling.inference import InferenceStage
 from deepzine.sampling.interpolation import InterpolationStage
+from deepzine.sampling.project_stage import ProjectStage
 from deepzine.training.stage import TrainStage
 
 log = logging.getLogger(__name__)
 
 
 def stage_classes():
-    """The stages in the order they run. Imported here, not at module level, to keep the CLI light."""
-    return [LoadDataStage, TrainStage, InferenceStage, InterpolationStage, EvaluateStage]
+    """The stages in the order they run."""
+    return [LoadDataStage, TrainStage, ProjectStage, InferenceStage, InterpolationStage, EvaluateStage]
 
 
 def parameter_table(classes=None):

@@ -107,7 +107,7 @@ def test_readme_reference_is_generated_from_the_registry():
 def test_help_lists_every_command_and_version_prints_it(capsys):
     assert main(['--help']) == 0
     output = capsys.readouterr().out
-    for command in ('run', 'params', 'movie', 'convert-legacy', 'preview'):
+    for command in ('run', 'params', 'movie', 'project', 'convert-legacy', 'preview'):
         assert re.search(rf'^  {command} +\S', output, re.MULTILINE), command
     assert main(['--version']) == 0
     assert re.fullmatch(r'deepzine \d+\.\d+\.\d+\n', capsys.readouterr().out)
@@ -117,7 +117,7 @@ def test_help_lists_every_command_and_version_prints_it(capsys):
 def test_an_unknown_command_exits_2_with_a_suggestion(capsys):
     assert main(['moive', 'a', 'b']) == EXIT_CONFIG_ERROR
     assert capsys.readouterr().err.strip() == ("error: unknown command 'moive' (did you mean 'movie'?): the commands "
-                                               "are run, params, movie, convert-legacy, preview, or give a config file "
+                                               "are run, params, movie, project, convert-legacy, preview, or give a config file "
                                                "(deepzine config.yaml)")
 
 

@@ -202,7 +202,7 @@ def render_chunk(task):
 
 # --- main-process side ----------------------------------------------------------------------------------
 
-def _chunks(document, page_numbers, page_sizes, settings):
+def document_chunks(document, page_numbers, page_sizes, settings):
     """ChunkTasks for the chosen pages of one document, in order (page_sizes: per page of the document, or None)."""
     step = pages_per_chunk(settings)
     for start in range(0, len(page_numbers), step):
@@ -294,7 +294,7 @@ def _warn_if_space_is_short(folder, page_count, settings):
 def _write_in_order(readable, writer, settings, selection, pool, summary, bar):
     """Append each chunk's kept pages as it comes back; commit a document after its last chunk."""
     sizes_bytes = {document.key: document.size_bytes for document, _, _ in readable}
-    calls = ((task,) for document, chosen, sizes in readable for task in _chunks(document, chosen, sizes, settings))
+    calls = ((task,) for document, chosen, sizes in readable for task in document_chunks(document, chosen, sizes, settings))
     written, skipped, dropped = 0, 0, 0
     for (task,), result in pool.in_order(render_chunk, calls, _crashed_chunk):
         if task.first_of_document:

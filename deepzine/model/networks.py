@@ -154,6 +154,23 @@ class Discriminator(keras.Model):
             score += tf.reduce_sum(x * projection, axis=-1, keepdims=True) * (1.0 / math.sqrt(16 * arch.widths[4]))
         return tf.cast(score, tf.float32)
 
+    def feature_maps(self, images, size=None):
+        """The critic's feature maps of each image on its own, [from_rgb at size, after each block down to 4x4].
+
+        Stops before the minibatch standard deviation, so a page's features do
+        not depend on the other pages of its batch: a perceptual measure learnt
+        on exactly the pages the model was trained on (deepzine.sampling.projection).
+        """
+        arch = self.architecture
+        size = size or arch.output_size
+        _check_size(arch, size, None, 'discriminator')
+        x = leaky_relu(self._layer('from_rgb', size)(tf.cast(images, self.compute_dtype)))
+        maps = [x]
+        for block_size in reversed(arch.sizes[1:arch.sizes.index(size) + 1]):
+            x = self._downscale_block(x, block_size)
+            maps.append(x)
+        return maps
+
 
 def blend_real_images(images, alpha):
     """Reals during a fade-in: the full-resolution batch blended with its 2x2-averaged, re-upscaled copy.

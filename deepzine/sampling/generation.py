@@ -89,10 +89,17 @@ def read_latents_file(key, path, latent_size, minimum_count=1, rows=None, rows_k
     return latents.astype(np.float32)
 
 
+def companion_file(latents_path, name):
+    """`X_<name>` beside a latents file `X_latents.npy` (projected_pages.npy beside projected_latents.npy), or
+    `<latents file>_<name>` for a latents file named otherwise."""
+    directory, file_name = os.path.split(latents_path)
+    stem = file_name[:-len('latents.npy')] if file_name.endswith('_latents.npy') else file_name + '_'
+    return os.path.join(directory, stem + name)
+
+
 def collections_file_for(latents_path):
-    """The companion of a latents file: `x_latents.npy` -> `x_collections.json` (else `<path>_collections.json`)."""
-    stem = latents_path[:-len('latents.npy')] if latents_path.endswith('latents.npy') else latents_path + '_'
-    return stem + 'collections.json'
+    """The companion naming the collection of each row of a latents file (see the module docstring)."""
+    return companion_file(latents_path, 'collections.json')
 
 
 def write_collections_file(latents_path, collection_names, rows):
@@ -146,10 +153,10 @@ def numbered_name(prefix, index, extension, collection=None):
 
 
 def write_numbered_images(generator, latents, directory, prefix, image_format, contrast_stretch=False, keep_images=False,
-                          collections=None, collection_of_page=None):
+                          collections=None, collection_of_page=None, first_index=0):
     """Generate one page per latent (of `collections`, float [N, collection_count], for a conditional generator) and
-    write `<prefix>_00000.<format>`, ... into `directory`; `collection_of_page` (names, one per page) goes into the
-    file names.
+    write `<prefix>_<first_index>.<format>`, ... into `directory`; `collection_of_page` (names, one per page) goes
+    into the file names.
 
     Returns the paths, and the pages as uint8 [N, S, S, C] when keep_images
     (for a grid; a quarter of the float size), else None.
@@ -159,7 +166,7 @@ def write_numbered_images(generator, latents, directory, prefix, image_format, c
     for start, pages in generator.batches(latents, collections, progress_label=prefix):
         for offset, page in enumerate(pages):
             name = collection_of_page[start + offset] if collection_of_page else None
-            path = os.path.join(directory, numbered_name(prefix, start + offset, image_format, name))
+            path = os.path.join(directory, numbered_name(prefix, first_index + start + offset, image_format, name))
             paths.append(save_image(page, path, image_format, contrast_stretch))
         if keep_images:
             kept.append(to_uint8(pages, contrast_stretch))

@@ -8,7 +8,10 @@
 
 From two pages of an inference grid to a movie: point interpolation_latents at
 that run's inference_latents.npy and pick the pages' rows with
-interpolation_latent_rows: [3, 17]. Frames are interpolation_00000.png, ... in
+interpolation_latent_rows: [3, 17]. From your own pages: point it at a
+projection's projected_latents.npy (or run the project stage in the same
+config, whose pages it then visits); interpolation_real_page_frames shows the
+real pages (projected_pages.npy, beside it) at the start and the end. Frames are interpolation_00000.png, ... in
 the run folder, as the original DeepZine named them. Frame counts are defined
 in deepzine.sampling.latent_paths.
 
@@ -25,13 +28,16 @@ import dataclasses
 import logging
 import os
 
+import numpy as np
+
 from deepzine.model.loading import load_generator
 from deepzine.parameter_groups import ModelFileParameters, OutputSizeParameters, SampleOutputParameters, SeedParameters
 from deepzine.parameters import ConfigError, Parameter, non_negative, positive
 from deepzine.sampling import latent_paths, movie
-from deepzine.sampling.generation import (check_collection_names, check_latents_file, next_run_folder, numbered_name,
-                                          read_collections_file, read_latents_file, sampling_model,
+from deepzine.sampling.generation import (check_collection_names, check_latents_file, companion_file, next_run_folder,
+                                          numbered_name, read_collections_file, read_latents_file, sampling_model,
                                           write_numbered_images)
+from deepzine.sampling.images import save_image
 from deepzine.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -87,6 +93,14 @@ class InterpolationPlan:
     contrast_stretch: bool
     movie: object                 # MovieSettings, or None
     collections: object           # the waypoints' collections, in turn (None: as saved with the latents, or all)
+    real_pages_file: str = None   # uint8 pages [N, S, S, C], one per row of waypoints_file (projected_pages.npy)
+    real_page_frames: int = 0     # frames of the first waypoint's real page before the walk, and of the last's after it
+
+    def real_frames_description(self):
+        if not self.real_page_frames:
+            return ''
+        where = 'the first waypoint\'s' + ('' if self.loop else ' and then the last waypoint\'s')
+        return f'; {self.real_page_frames} frame(s) of {where} real page from {self.real_pages_file}'
 
     def frame_count_description(self):
         if self.method == 'smooth':
@@ -123,6 +137,8 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
     movie_fps = Parameter(movie.DEFAULT_FPS, 'int', 'frames per second of the movie (and of the smooth walk)', check=positive)
     movie_codec = Parameter(None, 'str', 'ffmpeg video encoder; None: the usual one for the container (libx264 for .mp4, libvpx-vp9 for .webm, gif for .gif); libx265 or libaom-av1 are smaller')
     movie_crf = Parameter(movie.DEFAULT_CRF, 'int', 'constant rate factor: 0 lossless, 18 visually lossless, 51 worst (not for gif)', check=_crf_range)
+    interpolation_real_page_frames = Parameter(0, 'int', 'frames showing the real page of the first waypoint before the walk and of the last after it (not when looping), '
+                                               'from the <X>_pages.npy beside interpolation_latents <X>_latents.npy, as a projection writes; 0: none', check=non_negative)
     movie_size = Parameter(None, 'int', 'longer side of the movie in pixels, even (pages are square: its width and height); '
                            f'nearest-neighbour upscale; None: a whole multiple of the model size, at least {movie.AUTOMATIC_MIN_SIZE}', check=_even_positive)
     interpolation_collections = Parameter(None, 'list', 'a conditional model\'s collections for the waypoints, in turn, e.g. [manuals, music, cards]: the movie drifts from one to the next; None: those saved with interpolation_latents, else every collection (a tour)')
@@ -131,12 +147,13 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
         if self.interpolation_method == 'smooth' and self.interpolation_latents:
             raise ConfigError(f'interpolation_latents={self.interpolation_latents}: smooth draws its own random walk; '
                               'use linear, slerp or tozero to visit given latents')
-        if self.interpolation_latent_rows is not None and not self.interpolation_latents:
+        waypoints_file = self._waypoints_file(earlier)
+        if self.interpolation_latent_rows is not None and not waypoints_file:
             raise ConfigError(f'interpolation_latent_rows={self.interpolation_latent_rows}: rows of which file? set '
                               'interpolation_latents, e.g. to the inference_latents.npy of an inference run')
         if self.interpolation_latent_rows is not None and len(self.interpolation_latent_rows) < 2:
             raise ConfigError(f'interpolation_latent_rows={self.interpolation_latent_rows}: a path needs at least 2 rows')
-        check_latents_file('interpolation_latents', self.interpolation_latents)
+        real_pages_file = self._real_pages_file(waypoints_file, earlier)
         run_folder = next_run_folder(self.inference_output_directory, earlier)
         model = sampling_model(self.inference_model_directory or self.log_dir, self.inference_model_path,
                                self.gan_output_size, self.pretrained_model, earlier)
@@ -144,7 +161,8 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
             check_collection_names('interpolation_collections', self.interpolation_collections, model.collection_names)
         return InterpolationPlan(
             model=model, run_folder=run_folder, method=self.interpolation_method,
-            waypoints_file=self.interpolation_latents,
+            waypoints_file=waypoints_file, real_pages_file=real_pages_file,
+            real_page_frames=self.interpolation_real_page_frames,
             waypoint_rows=tuple(self.interpolation_latent_rows) if self.interpolation_latent_rows else None,
             waypoint_count=(len(self.interpolation_latent_rows) if self.interpolation_latent_rows
                             else self.interpolation_vector_num),
@@ -154,6 +172,29 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
             random_seed=self.random_seed, contrast_stretch=self.contrast_stretch,
             movie=self._movie(run_folder) if self.export_movie else None,
             collections=tuple(self.interpolation_collections) if self.interpolation_collections else None)
+
+    def _waypoints_file(self, earlier):
+        """interpolation_latents, or the latents the project stage of this run writes, or None (random waypoints)."""
+        if self.interpolation_latents:
+            check_latents_file('interpolation_latents', self.interpolation_latents)
+            return self.interpolation_latents
+        projecting = earlier.get('project')
+        if projecting is not None and self.interpolation_method != 'smooth':
+            return projecting.latents_path
+        return None
+
+    def _real_pages_file(self, waypoints_file, earlier):
+        if not self.interpolation_real_page_frames:
+            return None
+        key = f'interpolation_real_page_frames={self.interpolation_real_page_frames}'
+        if not waypoints_file:
+            raise ConfigError(f'{key}: the real pages are read from the <X>_pages.npy beside interpolation_latents '
+                              f'<X>_latents.npy (a projection\'s projected_latents.npy); set interpolation_latents')
+        pages = companion_file(waypoints_file, 'pages.npy')
+        projecting = earlier.get('project')
+        if not os.path.isfile(pages) and not (projecting and waypoints_file == projecting.latents_path):
+            raise ConfigError(f'{key}: no real pages at {pages} (the project stage writes them beside its latents)')
+        return pages
 
     def _movie(self, run_folder):
         path = self.movie_path or os.path.join(run_folder, 'interpolation.mp4')
@@ -166,7 +207,8 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
         seed = 'a fresh random seed' if plan.random_seed is None else f'random_seed {plan.random_seed}'
         first = os.path.join(plan.run_folder, numbered_name(FRAME_PREFIX, 0, FRAME_FORMAT))
         lines = [f'load {plan.model.describe()}',
-                 f'render {plan.frame_count_description()}, {seed}, batches of {plan.batch_size}',
+                 f'render {plan.frame_count_description()}, {seed}, batches of {plan.batch_size}'
+                 f'{plan.real_frames_description()}',
                  f'write {first} ...']
         if plan.model.collection_names:
             tour = ', '.join(plan.collections or ('as saved with the latents' if plan.waypoints_file else 'every one',))
@@ -182,8 +224,13 @@ class InterpolationStage(Stage, OutputSizeParameters, ModelFileParameters, Sampl
     def run(self, plan):
         generator = load_generator(plan.model, plan.batch_size)
         latents, collections = frame_latents(plan, generator)
-        frame_paths, _ = write_numbered_images(generator, latents, plan.run_folder, FRAME_PREFIX, FRAME_FORMAT,
-                                               plan.contrast_stretch, collections=collections)
+        first, last = real_page_ends(plan, generator) if plan.real_page_frames else (None, None)
+        frame_paths = write_still_frames(first, plan.real_page_frames, plan.run_folder, 0)
+        walk_paths, _ = write_numbered_images(generator, latents, plan.run_folder, FRAME_PREFIX, FRAME_FORMAT,
+                                              plan.contrast_stretch, collections=collections,
+                                              first_index=len(frame_paths))
+        frame_paths += walk_paths
+        frame_paths += write_still_frames(last, plan.real_page_frames, plan.run_folder, len(frame_paths))
         logger.info('interpolation: wrote %d frames to %s', len(frame_paths), plan.run_folder)
         if plan.movie:
             movie.write_movie(frame_paths, plan.movie.path, fps=plan.movie.fps, codec=plan.movie.codec,
@@ -219,3 +266,28 @@ def frame_latents(plan, generator):
 def _rows(generator, names):
     """One-hot rows of the collections `names` of a conditional generator."""
     return generator.one_hot([generator.collection_names.index(name) for name in names])
+
+
+def real_page_ends(plan, generator):
+    """(real page of the first waypoint, of the last one or None when looping) as uint8 [S, S, C]."""
+    try:
+        pages = np.load(plan.real_pages_file, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f'interpolation_real_page_frames: {plan.real_pages_file} is not a readable .npy ({error})') from None
+    wanted = (generator.size, generator.size, generator.channels)
+    if pages.dtype != np.uint8 or pages.ndim != 4 or pages.shape[1:] != wanted:
+        raise ConfigError(f'interpolation_real_page_frames: {plan.real_pages_file} holds {pages.dtype} '
+                          f'{list(pages.shape)}, expected uint8 pages [N, {", ".join(map(str, wanted))}] for this model')
+    rows = list(plan.waypoint_rows) if plan.waypoint_rows else list(range(len(pages)))
+    if max(rows) >= len(pages):
+        raise ConfigError(f'interpolation_real_page_frames: {plan.real_pages_file} has {len(pages)} pages, '
+                          f'rows {rows} were asked for')
+    return pages[rows[0]], None if plan.loop else pages[rows[-1]]
+
+
+def write_still_frames(page, count, directory, first_index):
+    """`count` numbered frames of one uint8 page from first_index on; none for no page."""
+    if page is None:
+        return []
+    return [save_image(page, os.path.join(directory, numbered_name(FRAME_PREFIX, first_index + offset, FRAME_FORMAT)))
+            for offset in range(count)]

@@ -52,3 +52,49 @@ def grayscale_generator(tmp_path_factory):
 @pytest.fixture
 def build_stage():
     return prepare_stage
+
+
+TINY_SIZE = 16
+
+
+class TinyModel:
+    """A 16x16 DeepZine model folder (generator_ema and, unless sampling_only, discriminator), untrained but exact:
+    its own pages are targets whose latents are known. The toRGB weights are scaled so pages stay inside [-1, 1]."""
+
+    latent_size, size = LATENT_SIZE, TINY_SIZE
+
+    def __init__(self, folder, generator):
+        self.folder, self.path, self.generator = str(folder), str(folder), generator
+
+    def pages(self, latents):
+        return np.asarray(self.generator(np.asarray(latents, np.float32), size=self.size))
+
+    def uint8_pages(self, latents):
+        return np.clip(np.rint((self.pages(latents) + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _tiny_model(folder, keep_critic):
+    import keras
+
+    from deepzine.model.architecture import Architecture
+    from deepzine.model.model_folder import save_model_folder
+    from deepzine.model.networks import build_networks
+    keras.utils.set_random_seed(3)
+    architecture = Architecture(latent_size=LATENT_SIZE, channels=1, output_size=TINY_SIZE, widths={4: 8, 8: 8, 16: 8})
+    generator, generator_ema, discriminator = build_networks(architecture)
+    to_rgb = generator_ema.to_rgb_16x16
+    to_rgb.kernel.assign(to_rgb.kernel * 0.25)
+    save_model_folder(str(folder), architecture, TINY_SIZE, generator_ema,
+                      generator if keep_critic else None, discriminator if keep_critic else None,
+                      config={'square_mode': 'stretch'})
+    return TinyModel(folder, generator_ema)
+
+
+@pytest.fixture(scope='session')
+def tiny_model(tmp_path_factory):
+    return _tiny_model(tmp_path_factory.mktemp('tiny_model') / str(TINY_SIZE), keep_critic=True)
+
+
+@pytest.fixture(scope='session')
+def tiny_model_without_critic(tmp_path_factory):
+    return _tiny_model(tmp_path_factory.mktemp('tiny_sampling_only') / str(TINY_SIZE), keep_critic=False)
