@@ -88,7 +88,7 @@ def test_a_segment_folder_already_merged_is_removed_not_merged_twice(tmp_path, c
         os.remove(os.path.join(path + '.partial', 'run.json'))
     again = new_writer(path)
     assert logged in caplog.text
-    assert again.resumed_documents == 0 and set(again.finished_documents) == {'first.pdf'}
+    assert again.resumed_documents == 0 and set(again.finished_documents) == {('pages', 'first.pdf')}
     add_document(again, 'second', [3])
     again.finish()
     assert len(stored_hashes(path)) == 3
