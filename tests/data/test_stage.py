@@ -196,8 +196,9 @@ from deepzine.data.writer import PageWriter
 from tests.stages import prepare_stage
 plan = prepare_stage(LoadDataStage, **json.loads(sys.argv[1])).plan
 # The stage's own packing, each document committed on its own (commit_interval_sec 0) as a slow real run would
-writer = PageWriter(plan.page_file.path, plan.render.schema(), plan.file_attributes, commit_interval_sec=0)
-pack_documents(sources.find_pdfs(plan.source_directory), writer, plan.render, plan.workers, progress=False)
+writer = PageWriter(plan.page_file.path, plan.render.schema(), plan.file_attributes, commit_interval_sec=0,
+                    collections=[collection.entry() for collection in plan.collections])
+pack_documents(sources.find_collection(plan.collections[0]), writer, plan.render, plan.workers, progress=False)
 writer.finish()
 '''
 
