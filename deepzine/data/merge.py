@@ -36,9 +36,6 @@ class SourceFacts:
         """bool [pages]: the pages that go into the merged file."""
         return self.renumbering(final_names)[np.asarray(self.numbers, np.int64)] >= 0
 
-    def left_out_names(self, final_names):
-        return sorted(set(self.names[number] for number in set(self.numbers)) - set(final_names))
-
 
 def page_counts(sources, final_names):
     """Pages per collection of the merged file (in final_names order), from the sources' facts."""

@@ -109,13 +109,18 @@ class PageWriter:
         self.names = [entry['name'] for entry in self.entries]
         self._run_id = self._resume_or_start()
         self.segments = sorted(glob.glob(os.path.join(self.segment_folder, 'segment-*.hdf5')))
-        self.finished_documents = dict(self.base_documents)
+        self.finished_documents, left_out = dict(self.base_documents), set()
         for segment in self.segments:
             with h5py.File(segment, 'r') as handle:
                 self._sources[segment] = self._read_facts(handle)
-                documents = finished_documents(handle, self._sources[segment].names)
-                self.finished_documents.update((key, size) for key, size in documents.items() if key[0] in self.names)
-        self._report_left_out()
+                for key, size in finished_documents(handle, self._sources[segment].names).items():
+                    if key[0] in self.names:
+                        self.finished_documents[key] = size
+                    else:
+                        left_out.add(key[0])
+        if left_out:
+            logger.warning('leaving out what the interrupted run in %s packed of collection %s: this run does not '
+                           'list it', self.segment_folder, ', '.join(sorted(left_out)))
         # Digests of every page stored so far that the merged file keeps (the file being added to, committed
         # segments, and this run's)
         self.page_digests = {digest for facts in self._sources.values()
@@ -133,11 +138,6 @@ class PageWriter:
         return SourceFacts([entry['name'] for entry in entries], collection_column(handle['pages'], page_count).tolist(),
                            stored_page_digests(handle, self.sizes[-1]))
 
-    def _report_left_out(self):
-        left_out = sorted({name for facts in self._sources.values() for name in facts.left_out_names(self.names)})
-        if left_out:
-            logger.warning('leaving out what the interrupted run in %s packed of collection %s: this run does not '
-                           'list it', self.segment_folder, ', '.join(left_out))
 
     # --- the segment folder ---------------------------------------------------------------------------
 
@@ -232,6 +232,7 @@ class PageWriter:
         """
         if not provenance:
             return
+        number = self._run_number(collection)
         if compressed and self.compression != 'gzip':
             raise ValueError(f'pre-compressed pages need gzip compression, this file uses {self.compression}')
         if digests is None:
@@ -253,7 +254,6 @@ class PageWriter:
                     dataset.id.write_direct_chunk((start + index, 0, 0, 0), chunk)
         else:
             _append(self._segment, {data_name(size): levels[size] for size in self.sizes})
-        number = self._run_number(collection)
         columns = {name: [row[position] for row in provenance] for position, name in enumerate(_GIVEN_PROVENANCE)}
         _append(self._segment['pages'], {**columns, 'sha1': [digest.hex().encode('ascii') for digest in digests],
                                          COLLECTION_COLUMN: [number] * len(provenance)})
