@@ -21,7 +21,8 @@ def write_page_hdf5(path, pages, collections=None):
               'pdf_conversion_program': 'pypdfium2'}
     names = _page_collections(collections, len(pages))
     order = list(dict.fromkeys(names))
-    entries = [{'name': name, 'data_source': 'pdf_directory', 'source': name} for name in order] if collections else None
+    entries = ([{'name': name, 'data_source': 'pdf_directory', 'source': name} for name in order]
+               if collections else None)
     writer = PageWriter(str(path), schema, attributes={}, collections=entries)
     documents = {}
     for start, stop in _runs(names):

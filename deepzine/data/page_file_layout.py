@@ -64,7 +64,8 @@ def collection_entries_in(handle):
 
 
 def collection_column(group, rows):
-    """The collection numbers of an open file's `pages` or `documents` group (zeros where it has none: one collection)."""
+    """The collection numbers of an open file's `pages` or `documents` group (zeros where it has none: one
+    collection)."""
     column = group.get(COLLECTION_COLUMN)
     return column[:].astype(np.int64) if column is not None else np.zeros(rows, np.int64)
 

@@ -226,8 +226,9 @@ class LoadDataStage(Stage, DataFileParameters):
             lines.append('pack the png/jpg/tif page images')
         else:
             bound = f', at most {render.max_dpi} dpi' if render.max_dpi else ''
-            kept = render.page_image_directory and (os.path.join(render.page_image_directory, '<collection>')
-                                                    if render.page_images_by_collection else render.page_image_directory)
+            kept = render.page_image_directory
+            if kept and render.page_images_by_collection:
+                kept = os.path.join(kept, '<collection>')
             lines.append(f'rasterize the PDFs with {render.program}, each page\'s longer side at '
                          f'{render.longer_side_px} px{bound}, in {plan.workers} worker process'
                          + ('es' if plan.workers != 1 else '') + (f', keeping PNG pages in {kept}' if kept else ''))
@@ -328,5 +329,6 @@ def _collection_summary(plan, summary, page_counts):
         else:
             lines.append(f'collection {number}, {name}: {counts.documents_found} documents found, '
                          f'{counts.documents_already_done} already in the file, {counts.documents_packed} packed now, '
-                         f'{counts.documents_skipped} skipped; {counts.pages_written} pages written now, {pages} in all')
+                         f'{counts.documents_skipped} skipped; {counts.pages_written} pages written now, '
+                         f'{pages} in all')
     return lines

@@ -135,9 +135,8 @@ class PageWriter:
         entries = (collection_entries_of(plain_attributes(handle)) if handle.attrs.get('format') == FORMAT_NAME
                    or COLLECTIONS_ATTRIBUTE in handle.attrs else self.collections[:1])
         page_count = handle[data_name(self.sizes[-1])].shape[0]
-        return SourceFacts([entry['name'] for entry in entries], collection_column(handle['pages'], page_count).tolist(),
-                           stored_page_digests(handle, self.sizes[-1]))
-
+        numbers = collection_column(handle['pages'], page_count).tolist()
+        return SourceFacts([entry['name'] for entry in entries], numbers, stored_page_digests(handle, self.sizes[-1]))
 
     # --- the segment folder ---------------------------------------------------------------------------
 
