@@ -119,12 +119,28 @@ def _to_size_map(value):
     return {_to_int(size): _to_int(count) for size, count in value.items()}
 
 
+def _one_or_a_list(convert):
+    """For keys that name one thing or several (`pdf_directory: ./pdfs` or `[./manuals, ./music]`): one value stays
+    one value, a list becomes a list of converted values, so a config of one keeps meaning what it meant."""
+    def converted(value):
+        if not isinstance(value, (list, tuple)):
+            return convert(value)
+        if not value:
+            raise ValueError('must name at least one (the list is empty)')
+        if any(element is None or (isinstance(element, str) and not element.strip()) for element in value):
+            raise ValueError('has an empty entry')
+        return [convert(element) for element in value]
+    return converted
+
+
 _CONVERTERS = {'int': _to_int, 'float': _to_float, 'bool': _to_bool, 'str': _to_str,
-               'path': _to_path, 'list': _to_list, 'size_map': _to_size_map}
+               'path': _to_path, 'list': _to_list, 'size_map': _to_size_map,
+               'str_or_list': _one_or_a_list(_to_str), 'path_or_list': _one_or_a_list(_to_path)}
 
 
 class Parameter:
-    """One YAML key: its default, kind (int, float, bool, str, path, list, size_map), help, and checks.
+    """One YAML key: its default, kind (int, float, bool, str, path, list, size_map, and str_or_list and
+    path_or_list for keys that take one value or a list), help, and checks.
 
     A default of None makes the key optional (None means "not set" or "automatic").
     """

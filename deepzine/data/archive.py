@@ -283,41 +283,55 @@ def download_collection(collection, settings, extra_query=None, limit=None, work
     search that fails (no way to know the items) raises ConfigError. A
     KeyboardInterrupt stops everything at once (see the module docstring).
     """
+    return download_collections([(collection, settings)], extra_query, limit, workers, progress)[collection]
+
+
+def download_collections(requests, extra_query=None, limit=None, workers=4, progress=True):
+    """download_collection for several collections, [(collection, DownloadSettings)]: every search first (a
+    collection without items is a ConfigError before anything is downloaded), then every item of all of them
+    with `workers` threads; returns {collection: [ItemReport]}. At most `limit` items per collection."""
     # The client logs every failed attempt at WARNING/ERROR; this module reports each file's outcome instead.
     logging.getLogger('internetarchive').setLevel(logging.CRITICAL)
-    os.makedirs(settings.pdf_directory, exist_ok=True)
-    transfers = Transfers(lambda: open_session(settings.host, settings.secure))
+    host = requests[0][1].host
+    transfers = Transfers(lambda: open_session(host, requests[0][1].secure))
 
-    def search(session, _):
+    def search(session, request):
+        collection, settings = request
         return _with_retries(settings, f'search of collection {collection}',
                              lambda: search_identifiers(session, collection, extra_query, limit), transfers.stopping)
 
-    def download(session, identifier):
-        return download_item(session, identifier, settings, transfers.stopping)
+    def download(session, task):
+        collection, settings, identifier = task
+        return collection, download_item(session, identifier, settings, transfers.stopping)
 
-    reports = []
+    reports = {collection: [] for collection, _ in requests}
     try:
-        try:
-            [identifiers] = transfers.run_each(search, [None], workers=1)
-        except (OSError, ValueError) as error:
-            raise ConfigError(f'internetarchive_collection={collection}: search on {settings.host} failed ({error})') from None
-        if not identifiers:
-            raise ConfigError(f'internetarchive_collection={collection}: no items found on {settings.host}'
-                              + (f' with internetarchive_query={extra_query!r}' if extra_query else ''))
-        logger.info('Internet Archive: %d items in collection %s, PDFs go to %s', len(identifiers), collection,
-                    settings.pdf_directory)
-        with tqdm(total=len(identifiers), desc='download', unit='item', disable=not progress) as bar:
-            for report in transfers.run_each(download, identifiers, workers):
+        tasks = []
+        for collection, settings in requests:
+            try:
+                [identifiers] = transfers.run_each(search, [(collection, settings)], workers=1)
+            except (OSError, ValueError) as error:
+                raise ConfigError(f'internetarchive_collection={collection}: search on {host} failed ({error})') from None
+            if not identifiers:
+                raise ConfigError(f'internetarchive_collection={collection}: no items found on {host}'
+                                  + (f' with internetarchive_query={extra_query!r}' if extra_query else ''))
+            logger.info('Internet Archive: %d items in collection %s, PDFs go to %s', len(identifiers), collection,
+                        settings.pdf_directory)
+            tasks += [(collection, settings, identifier) for identifier in identifiers]
+        for _, settings in requests:
+            os.makedirs(settings.pdf_directory, exist_ok=True)
+        with tqdm(total=len(tasks), desc='download', unit='item', disable=not progress) as bar:
+            for collection, report in transfers.run_each(download, tasks, workers):
                 for name, reason in report.refused:
                     logger.warning('refused %s/%s from the archive: %s', report.identifier, name, reason)
                 for name, reason in report.failed:
                     logger.warning('could not download %s/%s: %s', report.identifier, name, reason)
-                reports.append(report)
+                reports[collection].append(report)
                 bar.update()
     except KeyboardInterrupt:
         cut = transfers.stop()
         logger.info('downloads stopped: %d items done, the rest cancelled (%d transfers cut mid-way); '
-                    'a re-run fetches only what is missing', len(reports), cut)
+                    'a re-run fetches only what is missing', sum(map(len, reports.values())), cut)
         raise
     finally:
         transfers.stop()

@@ -28,6 +28,7 @@ import zlib
 import numpy as np
 from tqdm import tqdm
 
+from deepzine.data.page_collections import IMAGE_FILES  # noqa: F401 (the program named for page images)
 from deepzine.data.page_checks import PageSelection, is_blank, kept_positions, page_digest, spread_page_numbers
 from deepzine.data.page_file_layout import GZIP_LEVEL
 from deepzine.data.rasterize import DocumentError, measure_document, render_pages
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 _MAX_PAGES_PER_CHUNK = 16
 _MAX_CHUNK_BYTES = 64 * 2 ** 20
-IMAGE_FILES = 'image files'  # the program named in the page file for data_source: image_directory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +54,7 @@ class RenderSettings:
     max_dpi: int = None  # pdf_dpi: an upper bound on the rendering resolution (None: none)
     page_image_directory: str = None  # keep each rendered page as PNG here (keep_page_images)
     compression: str = 'gzip'  # the page file's; gzip chunks are compressed here, in the workers
+    page_images_by_collection: bool = False  # keep them in a subfolder per collection, <page_image_directory>/<name>/
 
     @property
     def longer_side_px(self):
@@ -70,6 +71,7 @@ class RenderSettings:
 class ChunkTask:
     path: str
     key: str
+    collection: str
     identifier: str
     page_numbers: tuple  # 1-based, ascending
     page_sizes: tuple  # per page (width, height) in points, or None (see rasterize.measure_document)
@@ -89,6 +91,16 @@ class ChunkResult:
 
 
 @dataclasses.dataclass
+class CollectionCounts:
+    """What became of one collection's documents in this run."""
+    documents_found: int = 0
+    documents_already_done: int = 0
+    documents_packed: int = 0
+    documents_skipped: int = 0
+    pages_written: int = 0
+
+
+@dataclasses.dataclass
 class PackSummary:
     selection: PageSelection = PageSelection()
     documents_found: int = 0
@@ -100,6 +112,7 @@ class PackSummary:
     pages_left_out: int = 0
     documents_skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     pages_skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    by_collection: dict = dataclasses.field(default_factory=dict)  # name -> CollectionCounts, in the run's order
 
     def lines(self):
         selection = self.selection
@@ -156,13 +169,16 @@ def count_document(path, program):
         return 0, None, f'cannot be read ({type(error).__name__}: {error})'
 
 
-def _page_image_path(settings, key, page_number):
-    """image_directory/<document key without extension>-NNNN.png (keep_page_images)."""
-    return os.path.join(settings.page_image_directory, f'{os.path.splitext(key)[0]}-{page_number:04d}.png')
+def _page_image_path(settings, collection, key, page_number):
+    """image_directory[/<collection>]/<document key without extension>-NNNN.png (keep_page_images)."""
+    folder = (os.path.join(settings.page_image_directory, collection) if settings.page_images_by_collection
+              else settings.page_image_directory)
+    return os.path.join(folder, f'{os.path.splitext(key)[0]}-{page_number:04d}.png')
 
 
 def _save_page_image(page, task, page_number):
-    with atomic_path(_page_image_path(task.settings, task.key, page_number), suffix='.png') as temporary:
+    with atomic_path(_page_image_path(task.settings, task.collection, task.key, page_number),
+                     suffix='.png') as temporary:
         page.save(temporary, format='PNG')
 
 
@@ -208,7 +224,7 @@ def document_chunks(document, page_numbers, page_sizes, settings):
     for start in range(0, len(page_numbers), step):
         numbers = page_numbers[start:start + step]
         sizes = None if page_sizes is None else tuple(_page_size(page_sizes[number - 1]) for number in numbers)
-        yield ChunkTask(document.path, document.key, document.identifier, numbers, sizes, settings,
+        yield ChunkTask(document.path, document.key, document.collection, document.identifier, numbers, sizes, settings,
                         first_of_document=start == 0, last_of_document=start + step >= len(page_numbers))
 
 
@@ -230,15 +246,21 @@ def pack_documents(documents, writer, settings, workers=1, progress=True, select
     """Render and write every document not yet finished in `writer`; returns a PackSummary."""
     summary = PackSummary(selection=selection, documents_found=len(documents))
     for document in documents:
-        done_size = writer.finished_documents.get(document.key)
-        if done_size is not None and done_size != document.size_bytes:
-            logger.warning('%s changed since it was packed; its old pages stay (overwrite: true rebuilds)', document.path)
-    todo = [document for document in documents if document.key not in writer.finished_documents]
+        counts = summary.by_collection.setdefault(document.collection, CollectionCounts())
+        counts.documents_found += 1
+        done_size = writer.finished_documents.get(document.done_key)
+        if done_size is not None:
+            counts.documents_already_done += 1
+            if done_size != document.size_bytes:
+                logger.warning('%s changed since it was packed; its old pages stay (overwrite: true rebuilds)',
+                               document.path)
+    todo = [document for document in documents if document.done_key not in writer.finished_documents]
     summary.documents_already_done = len(documents) - len(todo)
     if not todo:
         return summary
     if settings.page_image_directory:  # what workers killed while saving a page image left
-        for folder in sorted({os.path.dirname(_page_image_path(settings, document.key, 1)) for document in todo}):
+        for folder in sorted({os.path.dirname(_page_image_path(settings, document.collection, document.key, 1))
+                              for document in todo}):
             remove_leftovers(folder)
     logger.info('packing %d documents (%d already in the page file) with %d worker process%s', len(todo),
                 summary.documents_already_done, workers, '' if workers == 1 else 'es')
@@ -252,7 +274,9 @@ def pack_documents(documents, writer, settings, workers=1, progress=True, select
                 if reason:
                     logger.warning('skipping %s: %s', document.path, reason)
                     summary.documents_skipped[_reason_category(reason)] += 1
-                    writer.commit_document(document.key, document.size_bytes, 0, 0, f'skipped: {reason}')
+                    summary.by_collection[document.collection].documents_skipped += 1
+                    writer.commit_document(document.key, document.size_bytes, 0, 0, f'skipped: {reason}',
+                                           collection=document.collection)
                 else:
                     chosen = spread_page_numbers(count, selection.max_pages_per_document)
                     summary.pages_left_out += count - len(chosen)
@@ -268,6 +292,10 @@ def pack_documents(documents, writer, settings, workers=1, progress=True, select
         pool.terminate()  # what the workers are doing would be thrown away: end them now
         raise
     pool.close()
+    for name, counts in summary.by_collection.items():
+        new = counts.documents_found - counts.documents_already_done
+        if new and not counts.documents_packed:
+            logger.warning('collection %s: none of its %d new documents gave a usable page', name, new)
     return summary
 
 
@@ -293,7 +321,7 @@ def _warn_if_space_is_short(folder, page_count, settings):
 
 def _write_in_order(readable, writer, settings, selection, pool, summary, bar):
     """Append each chunk's kept pages as it comes back; commit a document after its last chunk."""
-    sizes_bytes = {document.key: document.size_bytes for document, _, _ in readable}
+    sizes_bytes = {document.done_key: document.size_bytes for document, _, _ in readable}
     calls = ((task,) for document, chosen, sizes in readable for task in document_chunks(document, chosen, sizes, settings))
     written, skipped, dropped = 0, 0, 0
     for (task,), result in pool.in_order(render_chunk, calls, _crashed_chunk):
@@ -304,7 +332,8 @@ def _write_in_order(readable, writer, settings, selection, pool, summary, bar):
         summary.pages_duplicate += repeated
         writer.append_pages(_select(result.levels, kept), [(task.identifier, task.key, result.page_numbers[position])
                                                            for position in kept],
-                            compressed=result.compressed, digests=[result.digests[position] for position in kept])
+                            compressed=result.compressed, digests=[result.digests[position] for position in kept],
+                            collection=task.collection)
         for number, reason in result.skipped:
             logger.warning('skipping page %d of %s: %s', number, task.path, reason)
             summary.pages_skipped[_reason_category(reason)] += 1
@@ -312,16 +341,21 @@ def _write_in_order(readable, writer, settings, selection, pool, summary, bar):
         skipped += len(result.skipped)
         dropped += len(result.page_numbers) - len(kept)
         summary.pages_written += len(kept)
+        counts = summary.by_collection[task.collection]
+        counts.pages_written += len(kept)
         bar.update(len(task.page_numbers))
         if task.last_of_document:
             if written:
                 status = 'packed'
                 summary.documents_packed += 1
+                counts.documents_packed += 1
             else:
                 reason = 'every page was blank or a duplicate' if dropped else 'no page could be rendered'
                 status = f'skipped: {reason}'
                 summary.documents_skipped[reason] += 1
-            writer.commit_document(task.key, sizes_bytes[task.key], written, skipped, status)
+                counts.documents_skipped += 1
+            writer.commit_document(task.key, sizes_bytes[(task.collection, task.key)], written, skipped, status,
+                                   collection=task.collection)
             logger.debug('packed %s: %d pages, %d skipped, %d dropped', task.key, written, skipped, dropped)
 
 

@@ -7,19 +7,23 @@ Layout (format version 1), written by `deepzine.data.writer`:
 - `pages/identifier`, `pages/file`, `pages/page_number`: where page i came from;
   `pages/sha1`: the hex SHA-1 of the page at the output size (how duplicates are
   found across runs; absent in older files, which the writer hashes when it adds to them).
-- `documents/file, size_bytes, first_page_index, pages_written, pages_skipped, status`:
-  one row per document processed ('packed', or 'skipped: <why>'), which is how an
-  incremental run knows what is already done.
-- `pages/collection`: the number of the collection each page came from, an index
-  into the `collections` attribute (JSON: a list of {"name": ..., ...} in number
-  order). A file without them (written before collections existed) holds one
-  collection, named after the source it records (LEGACY_COLLECTION_NAME when
-  it records none).
+- `documents/file, collection, size_bytes, first_page_index, pages_written, pages_skipped,
+  status`: one row per document processed ('packed', or 'skipped: <why>'), which is how an
+  incremental run knows what is already done. A document is its (collection, file):
+  two folders' `manual.pdf` are two documents.
+- `pages/collection` (int16): the number of the collection each page came from, an index
+  into the `collections` attribute (JSON: a list in number order of {"name", "data_source",
+  "source" (the folder or the archive collection), "pdf_conversion_program", "pdf_dpi"
+  (what it was first made with), "pages"}; see deepzine.data.page_collections). A file
+  without them (written before collections existed) holds one collection, named after
+  the source it records (LEGACY_COLLECTION_NAME when it records none).
 - attributes: format ('deepzine-pages'), format_version, complete, channels, sizes,
   output_size, square_mode, pdf_dpi (the upper bound on the rendering dpi; 0 for none, each
-  page's longer side then at 2 x output_size, and for image files), pdf_conversion_program,
-  hdf5_compression, data_source, source_directory, created_utc, updated_utc and
-  config (the load_data stage's settings, as YAML).
+  page's longer side then at 2 x output_size, and for image files), pdf_conversion_program
+  (these two: the settings of the file's pages made from PDFs; 'image files' and 0 when it
+  holds none), hdf5_compression, collections, data_source and source_directory (the
+  latest run's; source_directory only when it read one folder), created_utc, updated_utc
+  and config (the latest load_data run's settings, as YAML).
 
 Trainers and evaluators import only `PageStore`, `page_dataset` and, to report a damaged file,
 `unreadable_page_count`, `raise_if_damaged` and `DamagedPageFile` (deepzine.data.damaged_pages) from here.
@@ -30,25 +34,21 @@ where they are used: `--dry-run` imports this module.
 
 import dataclasses
 import itertools
-import json
 import os
 import threading
-
-import yaml
 
 import numpy as np
 
 from deepzine.data.damaged_pages import (DamagedPageFile, file_identity, raise_if_damaged,  # noqa: F401 (re-exported)
                                          record_for, unreadable_page_count)
+from deepzine.data.page_collections import (COLLECTION_COLUMN, COLLECTIONS_ATTRIBUTE,  # noqa: F401 (re-exported)
+                                            LEGACY_COLLECTION_NAME, collection_names_of)
 from deepzine.files import SEGMENT_FOLDER_SUFFIX
 from deepzine.parameters import ConfigError, where_relative_paths_start
 
 FORMAT_NAME = 'deepzine-pages'
 FORMAT_VERSION = 1
 REOPEN_EVERY_PAGES = 10000  # pages read between reopenings of the file (see PageStore.read)
-COLLECTIONS_ATTRIBUTE = 'collections'
-COLLECTION_COLUMN = 'collection'
-LEGACY_COLLECTION_NAME = 'pages'
 PROVENANCE_COLUMNS = ('identifier', 'file', 'page_number')
 
 
@@ -70,17 +70,6 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def collection_names_of(attributes):
-    """The names of a page file's collections, in number order, from its attributes (plain values)."""
-    if COLLECTIONS_ATTRIBUTE in attributes:
-        return tuple(str(entry['name']) for entry in json.loads(attributes[COLLECTIONS_ATTRIBUTE]))
-    if attributes.get('data_source') == 'internetarchive':
-        config = yaml.safe_load(attributes.get('config') or '') or {}
-        return (str(config.get('internetarchive_collection') or LEGACY_COLLECTION_NAME),)
-    source = attributes.get('source_directory')
-    return (os.path.basename(os.path.normpath(source)) if source else LEGACY_COLLECTION_NAME,)
 
 
 def _looks_like_original_deepzine(handle):

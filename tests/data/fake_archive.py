@@ -12,11 +12,13 @@ takes the next one: '500' (server error), 'slow' (answers after `slow_sec`), 'tr
 length, sends half, closes), 'corrupt' (right length, wrong bytes), 'stall' (announces the full length, sends
 half, then nothing more until the server stops: a transfer hung mid-body). Extra metadata entries can name
 files the server would never serve safely (e.g. '../evil.pdf'); `wrong_md5` items advertise a bad checksum.
+`add_collection` serves more collections than the first.
 """
 
 import collections
 import hashlib
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -28,6 +30,7 @@ class FakeArchive:
         """items: {identifier: {file name: bytes}}; every item belongs to `collection`."""
         self.collection = collection
         self.items = {identifier: dict(files) for identifier, files in items.items()}
+        self.members = {collection: sorted(self.items)}  # collection -> its identifiers
         self.page_size = page_size
         self.slow_sec = slow_sec
         self._stopping = threading.Event()  # releases the stalled transfers
@@ -43,6 +46,11 @@ class FakeArchive:
         self._thread = None
 
     # --- set-up -------------------------------------------------------------------------------------
+
+    def add_collection(self, collection, items):
+        """Serve another collection: items as for the first ({identifier: {file name: bytes}})."""
+        self.items.update({identifier: dict(files) for identifier, files in items.items()})
+        self.members[collection] = sorted(items)
 
     def add_fault(self, identifier, name, *kinds):
         self.faults[(identifier, name)].extend(kinds)
@@ -87,9 +95,11 @@ class FakeArchive:
             return queue.pop(0) if queue else None
 
     def _search_page(self, query, cursor):
-        identifiers = sorted(self.items) + list(self.extra_search_identifiers)
-        if f'collection:{self.collection}' not in query:
-            identifiers = []
+        asked = re.search(r'collection:(\S+)', query)
+        asked = asked.group(1) if asked else None
+        identifiers = list(self.members.get(asked, []))
+        if asked == self.collection:
+            identifiers += self.extra_search_identifiers
         start = int(cursor or 0)
         page = identifiers[start:start + self.page_size]
         answer = {'items': [{'identifier': identifier} for identifier in page], 'count': len(page),

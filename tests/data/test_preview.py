@@ -15,6 +15,7 @@ from deepzine.data.stage import LoadDataStage
 from deepzine.data.writer import PageWriter
 from deepzine.parameters import ConfigError
 
+from tests.page_files import write_page_hdf5
 from tests.stages import prepare_stage
 
 from .documents import write_pdf
@@ -89,3 +90,18 @@ def test_the_preview_command_writes_a_sheet_for_any_page_file(tmp_path, capsys):
     assert Image.open(tmp_path / 'small.png').size == (2 * 10 + 2, 2 * 10 + 2)
     assert main(['preview', path, '--size', '64']) == 2  # not stored: a one-line error
     assert 'preview size 64' in capsys.readouterr().err
+
+
+def test_a_file_of_several_collections_gets_a_block_of_rows_under_each_name(tmp_path):
+    pages = np.stack([np.full((16, 16, 3), value, np.uint8) for value in [10] * 6 + [200] * 3])
+    path = write_page_hdf5(tmp_path / 'pages.hdf5', pages, [('manuals', 6), ('cards', 3)])
+    sheet = np.asarray(Image.open(write_preview(path, str(tmp_path / 'sheet.png'), count=8)))
+    # 8 pages in 3 columns: manuals' 4 in two rows, then cards' 3 in one, each block under a 16 px band with its name
+    assert sheet.shape[0] == 16 + 2 * 18 + 16 + 18 + 2
+    assert [int(sheet[16 + row * 18, 2, 0]) for row in range(2)] == [10, 10]
+    assert int(sheet[16 + 2 * 18 + 16, 2, 0]) == 200 and int(sheet[16 + 2 * 18 + 16, 2 + 2 * 18, 0]) == 200
+    for band_top in (0, 16 + 2 * 18):  # the names are written in dark text on the gap grey
+        band = sheet[band_top:band_top + 16]
+        assert band.min() < 64 and np.median(band) == 128
+    one = write_page_hdf5(tmp_path / 'one.hdf5', pages)
+    assert Image.open(write_preview(one, str(tmp_path / 'one.png'), count=8)).size == (3 * 18 + 2, 3 * 18 + 2)

@@ -196,10 +196,29 @@ from deepzine.data.writer import PageWriter
 from tests.stages import prepare_stage
 plan = prepare_stage(LoadDataStage, **json.loads(sys.argv[1])).plan
 # The stage's own packing, each document committed on its own (commit_interval_sec 0) as a slow real run would
-writer = PageWriter(plan.page_file.path, plan.render.schema(), plan.file_attributes, commit_interval_sec=0)
-pack_documents(sources.find_pdfs(plan.source_directory), writer, plan.render, plan.workers, progress=False)
+writer = PageWriter(plan.page_file.path, plan.render.schema(), plan.file_attributes, commit_interval_sec=0,
+                    collections=[collection.entry() for collection in plan.collections])
+documents = [document for collection in plan.collections for document in sources.find_collection(collection)]
+pack_documents(documents, writer, plan.render, plan.workers, progress=False)
 writer.finish()
 '''
+
+
+def kill_at_the_first_commit(tmp_path, config):
+    """Run KILLABLE_RUN with `config`, held by the test hook right after its first committed segment, and kill it
+    there with its workers (a session of its own, so the kill reaches them too, as an out-of-memory kill of the job
+    would); returns the hook's line."""
+    process = subprocess.Popen([sys.executable, '-c', KILLABLE_RUN, json.dumps(config)], cwd=REPOSITORY,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, PAUSE_VARIABLE: f'segment committed={tmp_path / "never"}'})
+    try:
+        paused = next((line for line in process.stderr if line.startswith('test hook: paused at segment committed')),
+                      None)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    assert paused, 'the run ended before its first commit'
+    return paused
 
 
 def test_a_run_killed_mid_way_resumes_without_redoing_finished_documents(tmp_path, caplog):
@@ -210,18 +229,8 @@ def test_a_run_killed_mid_way_resumes_without_redoing_finished_documents(tmp_pat
     config = {'load_data': True, 'data_source': 'pdf_directory', 'pdf_directory': str(pdfs), 'data_output_size': 16,
               'data_hdf5': str(tmp_path / 'pages.hdf5'), 'pdf_conversion_program': 'ghostscript', 'pdf_dpi': 150,
               'conversion_workers': 2}
-    # Held by the test hook right after its first committed segment, then killed there with its workers (a
-    # session of its own, so the kill reaches them too, as an out-of-memory kill of the job would).
-    process = subprocess.Popen([sys.executable, '-c', KILLABLE_RUN, json.dumps(config)], cwd=REPOSITORY,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, PAUSE_VARIABLE: f'segment committed={tmp_path / "never"}'})
-    try:
-        paused = next((line for line in process.stderr if line.startswith('test hook: paused at segment committed')),
-                      None)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    assert paused and '(segment-000001.hdf5, 1 documents done in all)' in paused, paused
+    paused = kill_at_the_first_commit(tmp_path, config)
+    assert '(segment-000001.hdf5, 1 documents done in all)' in paused, paused
     assert not os.path.exists(config['data_hdf5']) and os.path.isdir(config['data_hdf5'] + '.partial')
 
     prepare_stage(LoadDataStage, **config).run()

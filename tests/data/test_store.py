@@ -145,7 +145,7 @@ def test_resume_keeps_committed_documents_and_drops_the_rest(tmp_path):
     with open(temporary_path_beside(os.path.join(path + '.partial', 'segment-000002.hdf5')), 'wb') as handle:
         handle.write(b'half-written segment of a killed run')
     resumed = new_writer(path)
-    assert resumed.finished_documents == {'first.pdf': 1000} and resumed.resumed_documents == 1
+    assert resumed.finished_documents == {('pages', 'first.pdf'): 1000} and resumed.resumed_documents == 1
     assert sorted(os.listdir(path + '.partial')) == ['run.json', 'segment-000001.hdf5']
     add_document(resumed, 'second', [3])
     resumed.finish()
@@ -156,7 +156,7 @@ def test_incremental_run_keeps_the_old_file_readable_and_refuses_other_settings(
     with pytest.raises(ConfigError, match="square_mode: file has 'stretch', config gives 'pad'"):
         new_writer(page_file, {**SCHEMA, 'square_mode': 'pad'})
     writer = new_writer(page_file)
-    assert set(writer.finished_documents) == {'first.pdf', 'second.pdf'}
+    assert set(writer.finished_documents) == {('pages', 'first.pdf'), ('pages', 'second.pdf')}
     add_document(writer, 'third', [60])
     assert first_values(page_file) == [10, 20, 30, 40, 50]  # training can go on reading meanwhile
     writer.finish()

@@ -1,5 +1,6 @@
 """The page writer's own duties: page hashes (also for files written before them), the schema, the final clean-up."""
 
+import json
 import os
 import shutil
 import zlib
@@ -13,6 +14,7 @@ from deepzine.data.page_checks import page_digest
 from deepzine.data.page_file_layout import GZIP_LEVEL
 from deepzine.data.squaring import build_pyramid
 from deepzine.data.writer import PageWriter
+from deepzine.parameters import ConfigError
 
 SETTINGS = RenderSettings('pdfium', 16, 'stretch', 3)
 
@@ -25,9 +27,10 @@ def new_writer(path, settings=SETTINGS):
     return PageWriter(path, settings.schema(), {}, commit_interval_sec=0)
 
 
-def add_document(writer, name, values, **options):
-    writer.append_pages(pages(values), [(name, f'{name}.pdf', number) for number in range(1, len(values) + 1)], **options)
-    writer.commit_document(f'{name}.pdf', 100, len(values), 0, 'packed')
+def add_document(writer, name, values, collection=None, **options):
+    writer.append_pages(pages(values), [(name, f'{name}.pdf', number) for number in range(1, len(values) + 1)],
+                        collection=collection, **options)
+    writer.commit_document(f'{name}.pdf', 100, len(values), 0, 'packed', collection=collection)
 
 
 def stored_hashes(path):
@@ -88,7 +91,7 @@ def test_a_segment_folder_already_merged_is_removed_not_merged_twice(tmp_path, c
         os.remove(os.path.join(path + '.partial', 'run.json'))
     again = new_writer(path)
     assert logged in caplog.text
-    assert again.resumed_documents == 0 and set(again.finished_documents) == {'first.pdf'}
+    assert again.resumed_documents == 0 and set(again.finished_documents) == {('pages', 'first.pdf')}
     add_document(again, 'second', [3])
     again.finish()
     assert len(stored_hashes(path)) == 3
@@ -103,3 +106,37 @@ def test_segments_of_another_run_without_their_run_record_are_still_reported(tmp
     os.remove(os.path.join(path + '.partial', 'run.json'))
     new_writer(path)
     assert 'discarding' in caplog.text
+
+
+def test_collections_are_renumbered_by_name_into_the_files_list(tmp_path):
+    """The file's collections keep their numbers; a run's collection the file has gets its pages, a new one follows."""
+    path = str(tmp_path / 'pages.hdf5')
+    first = PageWriter(path, SETTINGS.schema(), {}, collections=[{'name': 'a'}, {'name': 'b'}])
+    add_document(first, 'doc', [1], collection='a')
+    add_document(first, 'doc', [2], collection='b')
+    first.finish()
+    second = PageWriter(path, SETTINGS.schema(), {}, commit_interval_sec=0, collections=[{'name': 'c'}, {'name': 'b'}])
+    assert set(second.finished_documents) == {('a', 'doc.pdf'), ('b', 'doc.pdf')}
+    add_document(second, 'doc', [3], collection='c')
+    add_document(second, 'more', [4], collection='b')
+    assert second.page_counts() == {'a': 1, 'b': 2, 'c': 1}
+    second.finish()
+    with h5py.File(path, 'r') as handle:
+        assert [entry['name'] for entry in json.loads(handle.attrs['collections'])] == ['a', 'b', 'c']
+        assert list(handle['pages/collection'][:]) == [0, 1, 2, 1]
+        assert list(handle['documents/collection'][:]) == [0, 1, 2, 1]
+        assert list(handle['documents/first_page_index'][:]) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="collection 'd' is not one of this run's"):
+        second.append_pages(pages([5]), [('x', 'x.pdf', 1)], collection='d')
+
+
+def test_a_collection_left_without_pages_is_refused_and_the_segments_stay(tmp_path):
+    path = str(tmp_path / 'pages.hdf5')
+    writer = PageWriter(path, SETTINGS.schema(), {}, commit_interval_sec=0,
+                        collections=[{'name': 'good', 'data_source': 'pdf_directory', 'source': '/data/good'},
+                                     {'name': 'bad', 'data_source': 'pdf_directory', 'source': '/data/bad'}])
+    add_document(writer, 'doc', [1], collection='good')
+    writer.commit_document('broken.pdf', 10, 0, 0, 'skipped: is an empty file', collection='bad')
+    with pytest.raises(ConfigError, match=r'^pdf_directory=/data/bad: no usable pages in collection bad; '):
+        writer.finish()
+    assert not os.path.exists(path) and len(os.listdir(path + '.partial')) == 3  # run.json and two segments
