@@ -13,14 +13,15 @@ class _ExportedGenerator(tf.Module):
         super().__init__()
         self.generator_weights = list(generator.weights)
 
-        def images(latents, collections=None):
-            return {'images': tf.cast(generator(latents, collections, training=False), tf.float32)}
+        def images(*inputs):  # (latents) or (latents, collections): any Keras model of latents exports alike
+            return {'images': tf.cast(generator(*inputs, training=False), tf.float32)}
 
         latents = tf.TensorSpec([None, latent_size], tf.float32, name='latents')
         if collection_names:
             self.collection_names = tf.Variable(list(collection_names), trainable=False, name='collection_names')
             collections = tf.TensorSpec([None, len(collection_names)], tf.float32, name='collections')
-            self.generate = tf.function(images, input_signature=[latents, collections])
+            self.generate = tf.function(lambda latents, collections: images(latents, collections),
+                                        input_signature=[latents, collections])
         else:
             self.generate = tf.function(lambda latents: images(latents), input_signature=[latents])
 

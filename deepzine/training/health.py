@@ -39,7 +39,27 @@ collapse    Diversity of the 16 generated pages (mean pairwise RMS distance,
             (or pure noise), so the rule arms only once the ratio has reached
             0.5 in this phase, then fires when it falls below 0.2 x min(its
             phase peak, 1) on two samples in a row: pages five times more alike
-            than the real ones, twice. Healthy small runs never went below 0.76.
+            than the real ones, twice. A generator that enters a phase already
+            collapsed never reaches 0.5 there: so once the run's samples have
+            reached 0.5 in any phase, they must also stay above 0.15 of the real
+            pages' diversity in every later one, from its 100th step on.
+            Healthy runs on real pages measured 0.32 at the least (in a fade-in).
+
+statistics  How the samples look beside the real pages, in plain numbers:
+            the gap between their mean brightness (pixels in [-1, 1]) and the
+            real pages', and between their ink (the share of pixels darker than
+            mid-grey). A generator drawing black pages with a few white blots is
+            diverse, so the collapse rule passes it, but its brightness is 1.9
+            from the real pages' and its ink 0.96. Alarm when the brightness
+            gap exceeds 1.0 or the ink gap 0.5 on two samples in a row. A
+            fresh generator's grey starts far from paper white, so the rule
+            arms once both gaps have been within a quarter of their limits on
+            two samples in a row; armed, it stays armed for the rest of the run.
+            Only samples from a phase's 100th step on count, here and for the
+            diversity floor: a phase's first steps (and a run of a few steps
+            per phase) say little about what the generator has learned. Healthy runs on real pages
+            measured at most 0.70 and 0.19 (bench/README.md, "Collapse guard
+            on real pages").
 
 A checkpoint is healthy (`unhealthy_reason() is None`) when no alarm is
 pending in this phase and the latest line and sample are inside those bounds,
@@ -66,13 +86,21 @@ WASSERSTEIN_LIMIT_DIAMETERS = 2.0
 PENALTY_TERM_LIMIT = 100.0
 ARMED_DIVERSITY = 0.5
 COLLAPSE_FRACTION = 0.2
+DIVERSITY_FLOOR = 0.15
+BRIGHTNESS_GAP_LIMIT = 1.0
+INK_GAP_LIMIT = 0.5
+ARMED_STATISTICS_FRACTION = 0.25
+SAMPLE_RULES_FROM_STEP = 100  # the statistics rule and the diversity floor judge samples from this step of a phase
 CONFIRM_SAMPLES = 2
 
 JUDGED_LOSSES = ('discriminator_loss', 'wasserstein', 'gradient_penalty', 'drift')
 DIVERSITY = 'sample_diversity'
+STATISTICS = ('brightness_gap', 'ink_gap')
 NAMES = {'discriminator_loss': 'the critic loss', 'wasserstein': 'the Wasserstein estimate',
          'gradient_penalty': 'the gradient penalty', 'drift': 'the drift D(real)^2',
-         DIVERSITY: 'the sample diversity'}
+         DIVERSITY: 'the sample diversity', 'brightness_gap': 'the brightness of the samples',
+         'ink_gap': 'the ink of the samples'}
+STATISTIC_LIMITS = {'brightness_gap': BRIGHTNESS_GAP_LIMIT, 'ink_gap': INK_GAP_LIMIT}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +145,13 @@ def sample_diversity(images):
     return float(np.sqrt(distances[upper]).mean())
 
 
+def page_statistics(images):
+    """{'brightness': mean pixel of the pages, 'ink': share of pixels darker than mid-grey} of pages [N, S, S, C] in
+    [-1, 1], clipped as a viewer sees them."""
+    pixels = np.clip(np.asarray(images, np.float32), -1.0, 1.0)
+    return {'brightness': float(pixels.mean()), 'ink': float(np.mean(pixels < 0.0))}
+
+
 def page_diameter(size, channels):
     """Largest distance between two pages of size x size x channels with pixels in [-1, 1]."""
     return 2.0 * math.sqrt(size * size * channels)
@@ -128,10 +163,16 @@ def _median(values):
     return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
+def _new_phase_defaults():
+    """What a phase history of an older checkpoint may lack."""
+    return {'statistics': {}, 'unlike': 0, 'alike': 0, 'settled': False}
+
+
 def _new_phase(phase):
     return {'index': phase.index, 'name': phase.name, 'size': phase.size, 'lines': 0,
             'windows': {name: [] for name in JUDGED_LOSSES}, 'above': {name: 0 for name in JUDGED_LOSSES},
-            'health': {}, 'diversity': None, 'peak_diversity': 0.0, 'below': 0, 'alarm': None}
+            'health': {}, 'diversity': None, 'peak_diversity': 0.0, 'below': 0, 'alarm': None,
+            'statistics': {}, 'unlike': 0, 'alike': 0, 'settled': False}
 
 
 class HealthMonitor:
@@ -146,6 +187,8 @@ class HealthMonitor:
     def __init__(self, channels, gradient_penalty_weight=10.0):
         self.channels, self.gradient_penalty_weight = int(channels), float(gradient_penalty_weight)
         self._phase = None
+        # Once the run's samples have looked like real pages (in any phase), the sample rules judge every later grid.
+        self.armed = {'statistics': False, 'diversity': False}
 
     # --- observing -----------------------------------------------------------------------------------------
 
@@ -202,22 +245,47 @@ class HealthMonitor:
             return self._raise(Alarm('non_finite', 'non_finite', math.nan, math.inf,
                                      'non-finite samples: the generated pages hold NaN or infinite pixels', phase.name,
                                      step))
+        settled = current['settled'] = step >= SAMPLE_RULES_FROM_STEP
+        alarm = self._judge_statistics(current, phase, step, generated, real, settled)
         real_diversity = sample_diversity(real)
         if real_diversity <= 0.0:
-            return None  # identical real pages: no diversity to compare with
+            return alarm  # identical real pages: no diversity to compare with
         generated_diversity = sample_diversity(generated)
         ratio = generated_diversity / real_diversity
         current['diversity'] = ratio
         current['peak_diversity'] = max(current['peak_diversity'], ratio)
-        threshold = self._collapse_threshold(current)
+        threshold = self._collapse_threshold(current, settled)
+        self.armed['diversity'] = self.armed['diversity'] or (settled and ratio >= ARMED_DIVERSITY)
         current['below'] = current['below'] + 1 if threshold is not None and ratio < threshold else 0
-        if current['below'] < CONFIRM_SAMPLES:
-            return None
+        if alarm or current['below'] < CONFIRM_SAMPLES:
+            return alarm
         return self._raise(Alarm(
             DIVERSITY, 'collapse', ratio, threshold,
             f'collapse of the samples (the generated pages are {ratio:.2f}x as diverse as the real ones, mean pairwise '
             f'RMS {generated_diversity:.3g} vs {real_diversity:.3g}, after {current["peak_diversity"]:.2f}x in this '
             f'phase; alarm below {threshold:.2f}x on {CONFIRM_SAMPLES} samples in a row)', phase.name, step))
+
+    def _judge_statistics(self, current, phase, step, generated, real, settled):
+        """The statistics rule (see the module docstring): an Alarm or None; keeps the gaps for the health line."""
+        made, wanted = page_statistics(generated), page_statistics(real)
+        gaps = {'brightness_gap': abs(made['brightness'] - wanted['brightness']), 'ink_gap': abs(made['ink'] - wanted['ink'])}
+        current['statistics'] = gaps
+        if not settled:
+            return None
+        alike = all(gaps[name] <= ARMED_STATISTICS_FRACTION * limit for name, limit in STATISTIC_LIMITS.items())
+        current['alike'] = current['alike'] + 1 if alike else 0
+        self.armed['statistics'] = self.armed['statistics'] or current['alike'] >= CONFIRM_SAMPLES
+        over = [name for name, limit in STATISTIC_LIMITS.items() if gaps[name] > limit]
+        current['unlike'] = current['unlike'] + 1 if over and self.armed['statistics'] else 0
+        if current['unlike'] < CONFIRM_SAMPLES:
+            return None
+        name = max(over, key=lambda name: gaps[name] / STATISTIC_LIMITS[name])
+        return self._raise(Alarm(
+            name, 'statistics', gaps[name], STATISTIC_LIMITS[name],
+            f'samples unlike the real pages (mean brightness {made["brightness"]:+.2f} against {wanted["brightness"]:+.2f}, '
+            f'ink {made["ink"]:.2f} against {wanted["ink"]:.2f}; alarm when the brightness differs by over '
+            f'{BRIGHTNESS_GAP_LIMIT:g} or the ink by over {INK_GAP_LIMIT:g} on {CONFIRM_SAMPLES} samples in a row)',
+            phase.name, step))
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -230,6 +298,7 @@ class HealthMonitor:
         values = {f'health/{name}': value for name, value in self._phase['health'].items()}
         if self._phase['diversity'] is not None:
             values[f'health/{DIVERSITY}'] = self._phase['diversity']
+        values.update({f'health/{name}': value for name, value in self._phase.get('statistics', {}).items()})
         return values
 
     def unhealthy_reason(self):
@@ -243,9 +312,13 @@ class HealthMonitor:
                 if health >= RELATIVE_LIMIT]
         if high:
             return ', '.join(high)
-        threshold = self._collapse_threshold(current)
+        threshold = self._collapse_threshold(current, current['settled'])
         if threshold is not None and current['diversity'] < threshold:
             return f'the samples are {current["diversity"]:.2f}x as diverse as the real pages (below {threshold:.2f}x)'
+        over = [f'{NAMES[name]} {gap:.2f} from the real pages\'' for name, gap in current['statistics'].items()
+                if gap > STATISTIC_LIMITS[name]]
+        if over and self.armed['statistics'] and current['settled']:
+            return ', '.join(over)
         return None
 
     def is_healthy(self):
@@ -254,19 +327,24 @@ class HealthMonitor:
     # --- state ---------------------------------------------------------------------------------------------
 
     def state(self):
-        """This phase's history as plain JSON values (no NaN: a non-finite alarm's values are stored as strings)."""
+        """This phase's history and which sample rules the run has armed, as plain JSON values (no NaN: a non-finite
+        alarm's values are stored as strings)."""
         current = None
         if self._phase is not None:
             current = {**self._phase, 'alarm': self._phase['alarm'] and self._phase['alarm'].to_dict()}
-        return {'format_version': FORMAT_VERSION, 'phase': current}
+        return {'format_version': FORMAT_VERSION, 'phase': current, 'armed': dict(self.armed)}
 
     def continue_from(self, state):
-        """Take up the history `state()` returned (format 1, of checkpoints of format 3, holds the same history;
-        None or an unknown format: a fresh history, as in a new phase)."""
-        self._phase = None
-        current = state.get('phase') if state and state.get('format_version') in (1, FORMAT_VERSION) else None
+        """Take up what `state()` returned (format 1, of checkpoints of format 3, holds the same history; None or an
+        unknown format: a fresh history, as in a new phase)."""
+        self._phase, self.armed = None, {'statistics': False, 'diversity': False}
+        known = state and state.get('format_version') in (1, FORMAT_VERSION)
+        current = state.get('phase') if known else None
         if current is not None:
-            self._phase = {**current, 'alarm': current['alarm'] and Alarm.from_dict(current['alarm'])}
+            self._phase = {**_new_phase_defaults(), **current,
+                           'alarm': current['alarm'] and Alarm.from_dict(current['alarm'])}
+        if known:
+            self.armed.update(state.get('armed', {}))
 
     # --- rules ---------------------------------------------------------------------------------------------
 
@@ -306,9 +384,12 @@ class HealthMonitor:
                      f'in {phase.name}; alarm at {RELATIVE_LIMIT:g}x on {CONFIRM_LINES} lines in a row or '
                      f'{RELATIVE_LIMIT_AT_ONCE:g}x at once)', phase.name, step)
 
-    @staticmethod
-    def _collapse_threshold(current):
-        """The diversity ratio below which samples count as collapsed, or None while the rule is not armed."""
-        if current['diversity'] is None or current['peak_diversity'] < ARMED_DIVERSITY:
+    def _collapse_threshold(self, current, settled):
+        """The diversity ratio below which samples count as collapsed (once the run's samples were diverse, and the
+        phase has settled, never below the floor), or None while the rule is not armed."""
+        if current['diversity'] is None:
             return None
-        return COLLAPSE_FRACTION * min(current['peak_diversity'], 1.0)
+        floor = DIVERSITY_FLOOR if self.armed['diversity'] and settled else None
+        if current['peak_diversity'] < ARMED_DIVERSITY:
+            return floor
+        return max(COLLAPSE_FRACTION * min(current['peak_diversity'], 1.0), floor or 0.0)

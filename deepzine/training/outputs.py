@@ -49,15 +49,16 @@ def tensorboard_directory(log_dir):
 
 
 HEALTH_LABELS = {'health/discriminator_loss': 'D', 'health/wasserstein': 'W', 'health/gradient_penalty': 'GP',
-                 'health/drift': 'drift', 'health/sample_diversity': 'samples'}
+                 'health/drift': 'drift', 'health/sample_diversity': 'samples', 'health/brightness_gap': 'brightness',
+                 'health/ink_gap': 'ink'}
 LEARNING_RATE_FACTOR = 'health/learning_rate_factor'
 
 
 def health_text(health):
     """`health D 1.2 W 0.8 GP 2.1 drift 1.0 samples 0.93 lr x0.5`: each loss in times its recent level (alarm at 10),
     the samples' diversity over the real pages', and the learning-rate factor once a roll-back lowered it."""
-    parts = [f'{label} {health[name]:.{2 if label == "samples" else 1}f}' for name, label in HEALTH_LABELS.items()
-             if name in health]
+    parts = [f'{label} {health[name]:.{2 if label in ("samples", "brightness", "ink") else 1}f}'
+             for name, label in HEALTH_LABELS.items() if name in health]
     if health.get(LEARNING_RATE_FACTOR, 1.0) != 1.0:
         parts.append(f'lr x{health[LEARNING_RATE_FACTOR]:g}')
     return 'health ' + ' '.join(parts) if parts else ''

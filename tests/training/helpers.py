@@ -59,14 +59,8 @@ def two_collection_pages(count, size, seed=0):
 
 
 def write_collections_hdf5(path, collections):
-    """A page file of several collections ({name: uint8 pages}), in the layout deepzine.data.store reads."""
-    import json
-
-    import h5py
+    """A page file of several collections ({name: uint8 pages}), numbered in that order, written by the real
+    PageWriter."""
     names = list(collections)
-    path = write_page_hdf5(path, np.concatenate([collections[name] for name in names]))
-    numbers = np.concatenate([np.full(len(collections[name]), number, np.int16) for number, name in enumerate(names)])
-    with h5py.File(path, 'r+') as handle:
-        handle['pages'].create_dataset('collection', data=numbers)
-        handle.attrs['collections'] = json.dumps([{'name': name} for name in names])
-    return path
+    return write_page_hdf5(path, np.concatenate([collections[name] for name in names]),
+                           collections=[(name, len(collections[name])) for name in names])

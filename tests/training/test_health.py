@@ -214,8 +214,9 @@ def test_pages_that_become_identical_fire_on_the_second_sample():
     assert alarm.description.startswith('collapse of the samples')
 
 
-def test_near_uniform_pages_at_the_start_of_a_phase_do_not_fire():
-    """Early pages are nearly alike before they learn to differ; the rule arms only once they did."""
+def test_near_uniform_pages_at_the_start_of_a_run_do_not_fire_but_a_phase_entered_collapsed_does():
+    """A fresh generator's pages are nearly alike, and grey, before they learn to differ: the rules arm only once the
+    pages did. From then on, in every phase, collapsed pages fire, even when the phase began collapsed."""
     monitor = HealthMonitor(channels=1)
     fade, stable = phases_up_to(16)[3:5]
     real = pages(0)
@@ -224,9 +225,9 @@ def test_near_uniform_pages_at_the_start_of_a_phase_do_not_fire():
     assert monitor.scalars()['health/sample_diversity'] < 0.05
     for step, seed in ((2000, 1), (2100, 2)):
         monitor.observe_samples(fade, step, pages(seed), real)  # diverse: armed in the fade
-    for step in range(100, 1000, 100):  # the next phase starts over
-        assert monitor.observe_samples(stable, step, pages(1) * 0.0, real) is None
-    assert monitor.is_healthy()
+    assert monitor.observe_samples(stable, 100, pages(1) * 0.0, real) is None  # one sample: not yet confirmed
+    alarm = monitor.observe_samples(stable, 200, pages(2) * 0.0, real)
+    assert (alarm.signal, alarm.rule, alarm.threshold) == ('sample_diversity', 'collapse', 0.15)
 
 
 def test_a_healthy_dip_in_diversity_does_not_fire():
@@ -316,3 +317,39 @@ def test_non_finite_values_at_a_checkpoint_fire_and_a_resumed_phase_keeps_its_hi
     assert (alarm.signal, alarm.step) == ('non_finite', 400)
     assert alarm.description == 'non-finite values: a network weight became NaN or infinite'
     assert not monitor.is_healthy()
+
+
+def test_black_pages_with_white_blots_are_diverse_but_unlike_the_real_pages():
+    """What learning_rate 0.2 drew without the guard (bench/README.md): the collapse rule passes it, the statistics
+    rule does not."""
+    monitor = HealthMonitor(channels=1)
+    phase = phases_up_to(16)[4]
+    real = pages(0)
+    rng = np.random.default_rng(3)
+    blots = np.full((16, 16, 16, 1), -1.0, np.float32)
+    for page in blots:
+        top, left = rng.integers(0, 12, 2)
+        page[top:top + 4, left:left + 4] = 1.0
+    assert sample_diversity(blots) > sample_diversity(real)
+    for step, seed in ((100, 1), (200, 2)):  # the fade looked right
+        assert monitor.observe_samples(phases_up_to(16)[3], step, pages(seed), real) is None
+    assert monitor.observe_samples(phase, 100, blots, real) is None
+    alarm = monitor.observe_samples(phase, 200, blots, real)
+    assert (alarm.signal, alarm.rule) == ('brightness_gap', 'statistics') and alarm.value > 1.0
+    assert alarm.description.startswith('samples unlike the real pages (mean brightness -0.88 against ')
+    assert not monitor.is_healthy()
+
+
+def test_the_statistics_of_healthy_samples_never_fire_and_show_in_the_health_line():
+    """Gaps as large as healthy runs on real pages showed (brightness 0.70, ink 0.19) pass."""
+    monitor = HealthMonitor(channels=1)
+    phase = phases_up_to(16)[4]
+    real = np.full((16, 16, 16, 1), 0.94, np.float32)
+    grey = np.full((16, 16, 16, 1), 0.41, np.float32)  # with the ink below: mean 0.24
+    grey[:, :3] = -0.5  # 19% ink
+    rng = np.random.default_rng(4)
+    for step in range(100, 1000, 100):
+        generated = grey + rng.normal(0, 0.02, grey.shape).astype(np.float32)
+        assert monitor.observe_samples(phase, step, generated, real + rng.normal(0, 0.02, real.shape)) is None
+    scalars = monitor.scalars()
+    assert 0.6 < scalars['health/brightness_gap'] < 0.8 and 0.1 < scalars['health/ink_gap'] < 0.25
