@@ -21,6 +21,7 @@ the checkpoints of the abandoned path.
 TensorFlow is imported where a checkpoint is read: the dry-run and the params command import this module.
 """
 
+import dataclasses
 import glob
 import json
 import logging
@@ -159,35 +160,44 @@ def read_checkpoint_position(prefix):
     return size, KIND_NAMES[kind], step, global_step
 
 
-def health_state_text(healthy_steps, guard_state):
-    """The health state a checkpoint stores: JSON of its run's healthy steps (oldest first) and the guard's state."""
-    return json.dumps({'format_version': HEALTH_FORMAT_VERSION, 'healthy_steps': [int(step) for step in healthy_steps],
-                       'guard': guard_state}, allow_nan=False)
+@dataclasses.dataclass
+class HealthRecord:
+    """What a checkpoint says of its run's health: the global steps of its healthy checkpoints (oldest first), the
+    healthy checkpoint its phase started from (None: not known), and the collapse guard's own state (None: none)."""
+    healthy_steps: list
+    phase_start_step: int = None
+    guard: dict = None
+
+
+def health_state_text(record):
+    """The health state a checkpoint stores: its HealthRecord as JSON."""
+    return json.dumps({'format_version': HEALTH_FORMAT_VERSION, 'healthy_steps': [int(step) for step in record.healthy_steps],
+                       'phase_start_step': record.phase_start_step, 'guard': record.guard}, allow_nan=False)
 
 
 def parse_health_state(text, global_step):
-    """(healthy steps, guard state or None) from a checkpoint's health state and its own global step.
+    """The HealthRecord of a checkpoint's health state and its own global step.
 
     '' (format 2, or saved without the guard before format 4): the checkpoint
     counts as healthy, since its weights were finite, all that was checked then.
     Format 3 kept the healthy steps inside the guard's state.
     """
     if not text:
-        return [int(global_step)], None
+        return HealthRecord([int(global_step)])
     saved = json.loads(text)
     if saved.get('format_version') == HEALTH_FORMAT_VERSION:
-        return list(saved['healthy_steps']), saved['guard']
+        return HealthRecord(list(saved['healthy_steps']), saved.get('phase_start_step'), saved['guard'])
     old = saved['guard']  # format 3: deepzine.training.health's state of format 1, with the guard inside
     healthy = list(old.get('healthy_steps', []))
     if old.get('last_healthy_step') is not None and old['last_healthy_step'] not in healthy:
         healthy.append(old['last_healthy_step'])
     guard = {name: old[name] for name in ('phase_index', 'rollbacks_in_phase', 'learning_rate_factor', 'rollback_step')
              if name in old}
-    return healthy, {'guard': guard, 'monitor': {'format_version': 1, 'phase': saved.get('phase')}}
+    return HealthRecord(healthy, None, {'guard': guard, 'monitor': {'format_version': 1, 'phase': saved.get('phase')}})
 
 
 def read_checkpoint_health(prefix):
-    """(healthy steps, guard state or None) stored in a checkpoint, read without building any network."""
+    """The HealthRecord stored in a checkpoint, read without building any network."""
     reader = _reader(prefix)
     text = _tensor(reader, HEALTH_STATE).decode('utf-8') if reader.has_tensor(
         f'{HEALTH_STATE}/.ATTRIBUTES/VARIABLE_VALUE') else ''

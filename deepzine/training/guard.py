@@ -4,13 +4,16 @@ that stops on the first NaN and does nothing else.
 
 On an alarm (a loss, a generated pixel or a weight NaN or infinite, a WGAN-GP
 limit crossed, a loss diverging from its recent level, samples collapsing or
-unlike the real pages) the run goes back to the newest healthy checkpoint,
+unlike the real pages) the run goes back to the newest healthy checkpoint
+(from the second roll-back in a phase on, to the healthy checkpoint the phase
+started from: trouble that comes back grew from earlier in the phase),
 multiplies the learning rate of both networks by `collapse_learning_rate_factor`,
 draws a new data order and carries on. The lowered rate carries into the next
-phases: a phase that ended without a roll-back gives back one factor towards
-the configured rate, so the rate recovers only while the run stays healthy (a
-rate that was too high at one size is usually too high at the next, where a
-fade-in shakes the networks most). After `collapse_retries` roll-backs in one
+phases: a fade-in that ended without a roll-back gives back one factor towards
+the configured rate for the stable phase after it, so the rate recovers only
+while the run stays healthy, and never into a fade-in, where new layers shake
+the networks most (a rate that was too high at one size is usually too high at
+the next). After `collapse_retries` roll-backs in one
 phase it stops in one line naming that checkpoint and what to change.
 
 The checkpoint keeper (deepzine.training.keeper) marks a checkpoint healthy
@@ -50,12 +53,12 @@ class GuardState:
     learning_rate_factor: float = 1.0
     rollback_step: int | None = None  # global step of the checkpoint the latest roll-back went to
 
-    def enter_phase(self, phase_index, learning_rate_decay):
-        """Training reaches `phase_index`; past the furthest phase so far the roll-backs count from 0 again, and the
-        learning rate recovers one step (1 / learning_rate_decay, up to the configured rate) when the phase before
-        needed none."""
+    def enter_phase(self, phase_index, learning_rate_decay, fading):
+        """Training reaches `phase_index` (a fade-in when `fading`); past the furthest phase so far the roll-backs count
+        from 0 again, and entering a stable phase after a fade-in that needed none, the learning rate recovers one step
+        (1 / learning_rate_decay, up to the configured rate)."""
         if phase_index > self.phase_index:
-            if self.rollbacks_in_phase == 0:
+            if self.rollbacks_in_phase == 0 and not fading and self.phase_index >= 0:
                 self.learning_rate_factor = min(1.0, self.learning_rate_factor / learning_rate_decay)
             self.phase_index, self.rollbacks_in_phase = phase_index, 0
 
@@ -112,7 +115,7 @@ class CollapseGuard:
         """A phase starts or continues: its history (kept on a resume), its retries (counted again in a phase training
         had not reached before)."""
         self.monitor.begin_phase(phase)
-        self.state.enter_phase(phase.index, self.plan.collapse_learning_rate_factor)
+        self.state.enter_phase(phase.index, self.plan.collapse_learning_rate_factor, phase.fading)
 
     def data_order_entropy(self):
         """Added to the data order's seed: a roll-back must not replay the batches that led to the trouble."""
@@ -147,6 +150,8 @@ class CollapseGuard:
         newest = keeper.find(keeper.healthy_steps[-1]) if keeper.healthy_steps else None
         target = keeper.find(rollback_target_step(keeper.healthy_steps, state.rollback_step,
                                                   lagging=alarm.rule == 'collapse')) or newest
+        if state.rollbacks_in_phase and keeper.find(keeper.phase_start_step):
+            target = keeper.find(keeper.phase_start_step)  # going wrong again: the phase starts over
         where = f'{alarm.phase_name} step {alarm.step}'
         if target is None:
             raise TrainingDiverged(f'training diverged at {where}: {alarm}. No healthy checkpoint is kept to roll back '

@@ -4,9 +4,11 @@ them are healthy.
 Everything the loop and the collapse guard do with checkpoints goes through
 here. A checkpoint saved healthy (nothing looked wrong when it was taken) is
 protected from deletion while it is among the newest HEALTHY_CHECKPOINTS_KEPT
-healthy ones: those are where a roll-back may go. What the guard must remember
-(its roll-backs, its learning-rate factor, the loss history of the phase)
-travels in the same checkpoint as an opaque JSON value.
+healthy ones: those are where a roll-back may go. So is the healthy checkpoint
+the current phase started from, where a phase that keeps going wrong starts
+over. What the guard must remember (its roll-backs, its learning-rate factor,
+the loss history of the phase) travels in the same checkpoint as an opaque
+JSON value.
 """
 
 import json
@@ -21,7 +23,8 @@ from deepzine.files import OutOfSpace, is_out_of_space
 from deepzine.parameters import ConfigError
 from deepzine.training import checkpoints
 from deepzine.training.checkpoints import (HEALTH_STATE, HEALTHY_CHECKPOINTS_KEPT, KIND_CODES, KIND_NAMES,
-                                           CheckpointList, checkpoint_prefix, health_state_text, parse_health_state)
+                                           CheckpointList, HealthRecord, checkpoint_prefix, health_state_text,
+                                           parse_health_state)
 
 
 def _adam_of(optimizer):
@@ -53,6 +56,8 @@ class CheckpointKeeper:
         self.checkpoint.save_counter  # noqa: B018 (created now, so every checkpoint holds it, as those of format 2 do)
         self.saved = CheckpointList(checkpoints.checkpoint_directory(log_dir), writable=chief)
         self.healthy_steps = []  # global steps of the kept healthy checkpoints, oldest first
+        self.phase_start_step = None  # the healthy checkpoint the current phase started from
+        self._phase = None  # (size, kind) of the last checkpoint saved or restored
         self._run_config_written = False
 
     @property
@@ -69,12 +74,16 @@ class CheckpointKeeper:
     def save(self, phase, healthy=True, guard_state=None):
         """Save at the current step of `phase`; `healthy` marks it as a roll-back target. Returns its prefix."""
         global_step = self.global_step()
+        if (phase.size, phase.kind) != self._phase:
+            earlier = [step for step in self.healthy_steps if step < global_step]
+            self.phase_start_step, self._phase = (earlier[-1] if earlier else None), (phase.size, phase.kind)
         if healthy:
             earlier = [step for step in self.healthy_steps if step != global_step]
             self.healthy_steps = earlier[-(HEALTHY_CHECKPOINTS_KEPT - 1):] + [global_step]
         self.phase_size.assign(phase.size)
         self.phase_kind.assign(KIND_CODES[phase.kind])
-        self.health_state.assign(health_state_text(self.healthy_steps, guard_state))
+        self.health_state.assign(health_state_text(HealthRecord(self.healthy_steps, self.phase_start_step,
+                                                                guard_state)))
         # Workers other than the chief of a multi-machine run must take part in saving, into a throwaway folder.
         directory = self.saved.directory if self.chief else tempfile.mkdtemp(prefix='deepzine-worker-checkpoints-')
         prefix = checkpoint_prefix(directory, global_step)
@@ -88,7 +97,8 @@ class CheckpointKeeper:
         if not self.chief:
             shutil.rmtree(directory, ignore_errors=True)
             return prefix
-        self.saved.add(prefix, [checkpoint_prefix(self.saved.directory, step) for step in self.healthy_steps])
+        kept = self.healthy_steps + [self.phase_start_step] * (self.phase_start_step is not None)
+        self.saved.add(prefix, [checkpoint_prefix(self.saved.directory, step) for step in kept])
         if not self._run_config_written:
             files.write_yaml(os.path.join(self.saved.directory, checkpoints.RUN_CONFIG_FILE), self.description)
             self._run_config_written = True
@@ -97,25 +107,27 @@ class CheckpointKeeper:
     def resume(self, prefix):
         """Continue the run from `prefix` (chosen by the plan: the newest checkpoint, or its newest healthy one), with
         its healthy steps; newer checkpoints belong to a path abandoned. Returns (phase size, kind, step)."""
-        position, self.healthy_steps, _ = self._restore(prefix)
+        position, record = self._restore(prefix)
+        self.healthy_steps, self.phase_start_step = record.healthy_steps, record.phase_start_step
         self.saved.discard_after(prefix)
         return position
 
     def roll_back_to(self, prefix):
         """Go back to the healthy checkpoint `prefix`, forgetting those saved after it; ((phase size, kind, step),
         the guard state saved in it)."""
-        position, _, guard_state = self._restore(prefix)
+        position, record = self._restore(prefix)
         target = self.global_step_of(prefix)
         self.healthy_steps = [step for step in self.healthy_steps if step <= target]
+        self.phase_start_step = record.phase_start_step
         self.saved.discard_after(prefix)
-        return position, guard_state
+        return position, record.guard
 
     @staticmethod
     def global_step_of(prefix):
         return int(os.path.basename(prefix).rsplit('-', 1)[1])
 
     def _restore(self, prefix):
-        """Load everything from `prefix`: ((phase size, kind, step), its healthy steps, its guard state)."""
+        """Load everything from `prefix`: ((phase size, kind, step), its HealthRecord)."""
         names = {name.split('/')[0] for name, _ in tf.train.list_variables(prefix)}
         self.health_state.assign('')
         checkpoint = self.checkpoint if HEALTH_STATE in names else tf.train.Checkpoint(**self._tracked)
@@ -125,6 +137,7 @@ class CheckpointKeeper:
             raise ConfigError(f'{prefix}: does not match the networks of this config ({str(error).splitlines()[0][:200]}); '
                               'use a new log_dir or the run\'s own config') from None
         self.run_description.assign(json.dumps(self.description, default=str))  # the new non-shape keys from now on
-        healthy_steps, guard_state = parse_health_state(self.health_state.numpy().decode('utf-8'), self.global_step())
+        record = parse_health_state(self.health_state.numpy().decode('utf-8'), self.global_step())
         position = int(self.phase_size.numpy()), KIND_NAMES[int(self.phase_kind.numpy())], int(self.state.phase_step.numpy())
-        return position, healthy_steps, guard_state
+        self._phase = position[:2]
+        return position, record

@@ -113,7 +113,8 @@ def _refuse_to_replace_foreign_folders(log_dir, sizes, start):
 def _resume(latest, phases, first, guard):
     """The StartingPoint continuing the run whose newest checkpoint is `latest`; `guard`: None, or (channels, gradient
     penalty weight) of a run with the collapse guard, which continues from the newest healthy checkpoint."""
-    healthy_steps, guard_state = checkpoints.read_checkpoint_health(latest)
+    record = checkpoints.read_checkpoint_health(latest)
+    healthy_steps, guard_state = record.healthy_steps, record.guard
     chosen, note = latest, ''
     if guard:
         *_, latest_step = checkpoints.read_checkpoint_position(latest)

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from deepzine.data.store import PageStore
 from deepzine.errors import TrainingDiverged
-from deepzine.training.checkpoints import (CheckpointList, checkpoint_prefix, parse_health_state,
+from deepzine.training.checkpoints import (CheckpointList, HealthRecord, checkpoint_prefix, parse_health_state,
                                            read_checkpoint_health, read_checkpoint_position)
 from deepzine.training.guard import GuardState, rollback_target_step
 from deepzine.training.trainer import Trainer, train
@@ -25,7 +25,7 @@ from tests.training.test_trainer import LogLines
 
 def guard_state(prefix):
     """The collapse guard's counts saved in a checkpoint: roll-backs in the phase, learning-rate factor, ..."""
-    return read_checkpoint_health(prefix)[1]['guard']
+    return read_checkpoint_health(prefix).guard['guard']
 
 
 def latest(tmp_path):
@@ -177,28 +177,30 @@ def test_checkpoint_list_keeps_the_newest_and_the_protected_one_and_forgets_an_a
         'ckpt-200', 'ckpt-400', 'ckpt-500']
 
 
-def test_the_lowered_rate_carries_into_the_next_phases_and_recovers_only_after_a_phase_without_trouble():
+def test_the_lowered_rate_carries_into_the_next_phases_and_recovers_only_after_a_fade_in_without_trouble():
     guard = GuardState()
-    guard.enter_phase(3, 0.5)
+    guard.enter_phase(3, 0.5, fading=True)
     guard.record_rollback(0.5, 1200)
     guard.record_rollback(0.5, 1000)
     assert (guard.rollbacks_in_phase, guard.learning_rate_factor, guard.retries_left(3)) == (2, 0.25, 1)
-    guard.enter_phase(2, 0.5)  # rolled back into the previous phase: the retries of phase 3 still count
-    guard.enter_phase(3, 0.5)
+    guard.enter_phase(2, 0.5, fading=False)  # rolled back into the previous phase: the retries of phase 3 still count
+    guard.enter_phase(3, 0.5, fading=True)
     assert guard.rollbacks_in_phase == 2
     assert GuardState(**json.loads(json.dumps(dataclasses.asdict(guard)))) == guard
-    guard.enter_phase(4, 0.5)  # phase 3 needed roll-backs: its rate carries on
+    guard.enter_phase(4, 0.5, fading=False)  # the fade needed roll-backs: its rate carries on
     assert (guard.rollbacks_in_phase, guard.learning_rate_factor, guard.retries_left(3)) == (0, 0.25, 3)
-    guard.enter_phase(5, 0.5)  # phase 4 went clean: one step back up
+    guard.enter_phase(5, 0.5, fading=True)  # never up into a fade-in
+    assert guard.learning_rate_factor == 0.25
+    guard.enter_phase(6, 0.5, fading=False)  # the fade went clean: one step back up
     assert guard.learning_rate_factor == 0.5
-    guard.enter_phase(6, 0.5)
-    guard.enter_phase(7, 0.5)
+    for index in (7, 8, 9, 10):
+        guard.enter_phase(index, 0.5, fading=index % 2 == 1)
     assert guard.learning_rate_factor == 1.0  # never above the configured rate
 
 
 def test_a_guard_out_of_retries_is_forgiven_for_the_next_run():
     guard = GuardState()
-    guard.enter_phase(2, 0.5)
+    guard.enter_phase(2, 0.5, fading=False)
     guard.record_rollback(0.5, 400)
     guard.forgive()
     assert (guard.phase_index, guard.rollbacks_in_phase, guard.learning_rate_factor) == (2, 0, 1.0)
@@ -217,12 +219,33 @@ def test_samples_collapsing_again_before_a_new_healthy_checkpoint_go_one_healthy
 
 def test_old_checkpoints_health_states_read_as_healthy_steps_and_guard_state():
     """Format 2 (no health state) counts as healthy; format 3 kept the healthy steps inside the guard's state."""
-    assert parse_health_state('', 700) == ([700], None)
+    assert parse_health_state('', 700) == HealthRecord([700])
     format_3 = {'format_version': 1, 'channels': 1, 'gradient_penalty_weight': 10.0, 'phase': None,
                 'guard': {'phase_index': 2, 'rollbacks_in_phase': 1, 'learning_rate_factor': 0.5,
                           'last_healthy_step': 600, 'healthy_steps': [400, 600], 'rollback_step': 400}}
-    healthy, saved = parse_health_state(json.dumps(format_3), 800)
+    record = parse_health_state(json.dumps(format_3), 800)
+    healthy, saved = record.healthy_steps, record.guard
     assert healthy == [400, 600]
     assert saved['guard'] == {'phase_index': 2, 'rollbacks_in_phase': 1, 'learning_rate_factor': 0.5,
                               'rollback_step': 400}
     assert GuardState(**saved['guard']).retries_left(4) == 3
+
+
+def test_a_phase_that_goes_wrong_again_starts_over_from_the_checkpoint_it_started_from(band_hdf5, tmp_path):
+    from deepzine.training.health import Alarm
+    plan = make_plan(train_config(tmp_path, band_hdf5, gan_output_size=8, iterations_per_stage=100))
+    four, fade = plan.phases[0], plan.phases[1]
+    with PageStore(band_hdf5) as store:
+        trainer = Trainer(plan, store)
+        for global_step, phase, step in ((0, four, 0), (100, four, 100), (120, fade, 20), (140, fade, 40),
+                                         (160, fade, 60), (180, fade, 80)):
+            trainer.state.global_step.assign(global_step)
+            trainer.state.phase_step.assign(step)
+            trainer.guard.begin_phase(phase)
+            trainer._write_checkpoint(phase)
+        assert trainer.keeper.healthy_steps == [140, 160, 180] and trainer.keeper.phase_start_step == 100
+        assert os.path.exists(checkpoint_prefix(str(tmp_path / 'log' / 'checkpoints'), 100) + '.index')  # kept
+        alarm = Alarm('gradient_penalty', 'limit', 50.0, 10.0, 'divergence of the gradient penalty', fade.name, 90)
+        assert trainer.guard.roll_back(alarm, fade) == (1, 80)  # the first time: the newest healthy checkpoint
+        assert trainer.guard.roll_back(alarm, fade) == (1, 0)  # again: the fade starts over from the 4x4's end
+        assert trainer.guard.state.learning_rate_factor == 0.25
