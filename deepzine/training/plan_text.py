@@ -34,8 +34,9 @@ def describe_train_plan(plan):
         if plan.start.phase_index > plan.first_phase_index or plan.start.step:
             lines.append(f'left to train: from {left[0].name} step {plan.start.step} (the costs below count from there)')
         lines += describe_forecast(plan.forecast, plan.log_dir)
-    lines.append(f'collapse guard: on an alarm roll back to the newest healthy checkpoint, learning rate x'
-                 f'{plan.collapse_learning_rate_factor:g} each time, at most {plan.collapse_retries} times per phase'
+    lines.append(f'collapse guard: on an alarm roll back to the newest healthy checkpoint (again in a phase: to its '
+                 f'start), learning rate x{plan.collapse_learning_rate_factor:g} each time and carried into the next '
+                 f'phases, at most {plan.collapse_retries} times per phase'
                  if plan.collapse_guard else 'collapse guard off: a NaN or infinite loss stops training')
     lines += [f'checkpoints every {plan.model_save_interval_steps} steps and at phase ends -> '
               f'{checkpoints.checkpoint_directory(plan.log_dir)}',

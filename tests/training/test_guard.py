@@ -72,7 +72,7 @@ def test_a_phase_out_of_retries_stops_in_one_line_at_the_healthy_checkpoint(band
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=8,
                        model_loss_output_interval_steps=1, learning_rate=1e12, collapse_retries=1)
     with pytest.raises(TrainingDiverged, match=r'^training kept going wrong at 4x4 stable step \d+ \(learning rate '
-                       r'5e\+11, no roll-back left in this phase: collapse_retries=1\): non-finite .*\. Stopped at the '
+                       r'2.5e\+11, no roll-back left in this phase: collapse_retries=1\): non-finite .*\. Stopped at the '
                        r'healthy checkpoint ckpt-0 \(4x4 stable step 0\), which running again continues from '
                        r'with fresh retries: first lower learning_rate \(now 1e\+12\) or raise the batch size \(now 4 '
                        r'at 4x4\)$'):
@@ -99,21 +99,21 @@ def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_
     assert code == -signal.SIGKILL
     rollbacks = output.count('rolled back at ')
     guard = guard_state(latest(tmp_path))
-    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.5 ** rollbacks)
+    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.25 ** rollbacks)
 
     # Resumed at the lowered rate (the loss lines say it), then Ctrl-C once training is past its trouble.
     code, output = run_until(tmp_path, raw, '4x4 stable step 200', signal.SIGINT)
     assert code == 130 and 'interrupted: saved' in output, output[-3000:]
-    assert f'lr x{0.5 ** rollbacks:g}' in output.split('rolled back at ')[0]
+    assert f'lr x{0.25 ** rollbacks:g}' in output.split('rolled back at ')[0]
     rollbacks += output.count('rolled back at ')
     guard = guard_state(latest(tmp_path))
-    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.5 ** rollbacks)
+    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.25 ** rollbacks)
 
     with PageStore(band_hdf5) as store:
         trainer = Trainer(make_plan(raw), store)
         trainer._begin()
     for optimizer in (trainer.models.generator_optimizer, trainer.models.discriminator_optimizer):
-        assert float(optimizer.learning_rate.numpy()) == pytest.approx(5.0 * 0.5 ** rollbacks)
+        assert float(optimizer.learning_rate.numpy()) == pytest.approx(5.0 * 0.25 ** rollbacks)
 
 
 def test_a_resume_prefers_the_newest_healthy_checkpoint_and_reads_checkpoints_without_health(band_hdf5, tmp_path,
@@ -248,4 +248,4 @@ def test_a_phase_that_goes_wrong_again_starts_over_from_the_checkpoint_it_starte
         alarm = Alarm('gradient_penalty', 'limit', 50.0, 10.0, 'divergence of the gradient penalty', fade.name, 90)
         assert trainer.guard.roll_back(alarm, fade) == (1, 80)  # the first time: the newest healthy checkpoint
         assert trainer.guard.roll_back(alarm, fade) == (1, 0)  # again: the fade starts over from the 4x4's end
-        assert trainer.guard.state.learning_rate_factor == 0.25
+        assert trainer.guard.state.learning_rate_factor == 0.25 ** 2

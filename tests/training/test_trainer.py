@@ -64,8 +64,9 @@ def test_a_healthy_run_logs_its_health_and_never_rolls_back(finished_run):
     assert not [line for line in lines if 'rolled back' in line]
     assert any(line.startswith('16x16 stable step 4/4: ') and '| health samples ' in line for line in lines)
     raw = finished_run[1]
-    assert ('collapse guard: on an alarm roll back to the newest healthy checkpoint, learning rate x0.5 each time, at '
-            'most 4 times per phase') in plan_text(make_plan(raw))
+    assert ('collapse guard: on an alarm roll back to the newest healthy checkpoint (again in a phase: to its start), '
+            'learning rate x0.25 each time and carried into the next phases, at most 4 times per phase'
+            ) in plan_text(make_plan(raw))
     assert 'collapse guard off: a NaN or infinite loss stops training' in plan_text(
         make_plan(dict(raw, collapse_guard=False)))
 
