@@ -74,7 +74,7 @@ def stage_plan(args, size, precision, jit_compile):
     from deepzine.training.stage import TrainStage
     keys = {'train': True, 'data_hdf5': os.path.join(tempfile.gettempdir(), 'bench_pages.hdf5'),
             'log_dir': tempfile.mkdtemp(prefix='bench_train_'), 'gan_output_size': size, 'latent_size': args.latent,
-            'max_filter': args.filters, 'min_filter': 16, 'filter_num_reduction_transition_size': args.transition,
+            'max_filter': args.filters, 'min_filter': args.min_filter, 'filter_num_reduction_transition_size': args.transition,
             'batch_size': args.batch, 'iterations_per_stage': 10 ** 6, 'mixed_precision': precision,
             'jit_compile': jit_compile}
     names = tuple(f'collection{number}' for number in range(args.collections))
@@ -128,7 +128,7 @@ def time_step(args, size, kind, mode, precision):
 
 
 def speed_table(args):
-    print(f'filters {args.filters} (halving from {args.transition}x{args.transition} up, at least 16), latent '
+    print(f'filters {args.filters} (halving from {args.transition}x{args.transition} up, at least {args.min_filter}), latent '
           f'{args.latent}, channels {args.channels}, batch {args.batch}, {args.collections} collection(s); '
           f'best of {args.rounds} x {args.steps} steps\n')
     print('| size | phase | mode | precision | s/step | img/s | GFLOP/img counted | GFLOP/img from shapes '
@@ -373,7 +373,8 @@ def main(argv=None):
     parser.add_argument('--modes', nargs='+', default=['eager', 'function', 'xla'], choices=['eager', 'function', 'xla'])
     parser.add_argument('--precisions', nargs='+', default=['float32'],
                         choices=['float32', 'mixed_bfloat16', 'mixed_float16'])
-    parser.add_argument('--filters', type=int, default=128, help='max_filter (min_filter 16)')
+    parser.add_argument('--filters', type=int, default=128, help='max_filter')
+    parser.add_argument('--min-filter', type=int, default=16, help='min_filter')
     parser.add_argument('--transition', type=int, default=64, help='filter_num_reduction_transition_size')
     parser.add_argument('--collections', type=int, default=1,
                         help='collections the networks are conditioned on (1: unconditional)')

@@ -90,7 +90,9 @@ class ScaledConv2D(_ScaledWeights):
                          gain, equalized, **kwargs)
 
     def call(self, x):
-        return tf.nn.conv2d(x, self.scaled_kernel(), strides=1, padding='SAME') + self.bias
+        # bias_add, not +: grappler's remapper then fuses convolution, bias and activation into one oneDNN kernel
+        # (2.5% faster steps at 128x128, bench/README.md)
+        return tf.nn.bias_add(tf.nn.conv2d(x, self.scaled_kernel(), strides=1, padding='SAME'), self.bias)
 
 
 class ScaledDense(_ScaledWeights):
