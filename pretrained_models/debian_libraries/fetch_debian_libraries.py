@@ -1,19 +1,22 @@
-"""Fetch the PDFs of four collections of Debian packages, one folder per collection: this model's training data.
+"""Fetch the PDFs of three collections of Debian packages, one folder per collection: this model's training data.
 
     python pretrained_models/debian_libraries/fetch_debian_libraries.py ./data/debian_libraries
-    python pretrained_models/debian_libraries/fetch_debian_libraries.py ./data/debian_libraries --collections cards music
+    python pretrained_models/debian_libraries/fetch_debian_libraries.py ./data/debian_libraries --collections cards
 
 Each collection is a list of Debian packages, each with the files to take
-from it (shell patterns under /usr/share; '*' takes every PDF). Its PDFs go to
+from it (shell patterns under /usr/share; '*' takes every PDF), and may test
+each matching document (DOCUMENT_TESTS: the slides collection takes only
+slide decks, the manuals collection leaves them out). Its PDFs go to
 <destination>/<collection>/<package>/, so each collection is one folder, one
 entry of load_data's `pdf_directory` list (the folder's name is the
-collection's name). Uses `apt-get download` and `dpkg-deb -x` (no root, no
-installation), keeps each distinct PDF once (copies dropped by content hash,
-across all collections), unpacks gzipped PDFs, and writes documents.tsv
-(collection, package, version, file, pages, sha256: the documents of this
-run's collections) and licenses/<package>.copyright beside the collection
-folders (for TeX Live packages also <package>.Licenses: the licence of each
-TeX package in it). About 390 MB of packages to download.
+collection's name). Uses `apt-get download` (each package once, whichever
+collections take from it) and `dpkg-deb -x` (no root, no installation),
+keeps each distinct PDF once (copies dropped by content hash, across all
+collections), unpacks gzipped PDFs, and writes documents.tsv (collection,
+package, version, file, pages, sha256: the documents of this run's
+collections) and licenses/<package>.copyright beside the collection folders
+(for TeX Live packages also <package>.Licenses: the licence of each TeX
+package in it). About 930 MB of packages to download.
 """
 
 import argparse
@@ -22,6 +25,7 @@ import gzip
 import hashlib
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,17 +33,50 @@ import tempfile
 import pypdfium2
 
 EVERY_PDF = ('*',)
+TEX_DOCUMENTATION = ('doc/texlive-doc/*',)
 COLLECTIONS = {
     # Typeset text: programming manuals and LaTeX package documentation (as in the debian_manuals model).
     'manuals': {'r-doc-pdf': EVERY_PDF, 'octave-doc': EVERY_PDF, 'gnuplot-doc': EVERY_PDF, 'maxima-doc': EVERY_PDF,
                 'asymptote-doc': EVERY_PDF, 'texlive-latex-recommended-doc': EVERY_PDF},
-    # Diagrams, plots and colour: the manuals of TikZ/PGF and of every other TeX drawing package.
-    'pictures': {'texlive-pictures-doc': EVERY_PDF},
-    # Music notation: LilyPond's manuals that are mostly music examples, and its example scores.
-    'music': {'lilypond-doc-pdf': tuple(f'doc/lilypond/html/Documentation/{name}' for name in (
-        'notation.pdf', 'snippets.pdf', 'learning.pdf', 'music-glossary.pdf', 'ly-examples/*'))},
+    # Slide decks: the example talks and theme demonstrations of beamer and the other LaTeX slide classes.
+    'slides': {'texlive-latex-extra-doc': TEX_DOCUMENTATION, 'texlive-publishers-doc': TEX_DOCUMENTATION,
+               'texlive-latex-recommended-doc': TEX_DOCUMENTATION, 'texlive-games': TEX_DOCUMENTATION},
     # Full-page pictures: playing cards, Uno cards and mahjong tiles, one PDF each (not the games' manuals).
     'cards': {'texlive-games': ('texlive/texmf-dist/tex/latex/jeuxcartes/*', 'texlive/texmf-dist/tex/latex/mahjong/*')},
+}
+# Slide decks on paper-sized landscape pages (prosper, pdfslide, pdfscreen, ffslides, ifmslide, sslides, powerdot,
+# seminar): the shape of their pages alone does not tell them from landscape manuals and code listings.
+SLIDES_ON_PAPER = frozenset(f'doc/texlive-doc/latex/{name}.pdf' for name in (
+    'prosper/prosper-tour', 'pdfslide/demo', 'pdfscreen/slide', 'pdfscreen/manual-screen', 'ffslides/ffslides-doc',
+    'ifmslide/ifmman', 'sslides/land-sample-slide', 'powerdot-fuberlin/exampleClass',
+    'powerdot-fuberlin/exampleStyle', 'seminar/semsamp2'))
+SLIDE_WIDTH_PT = (340, 460)   # a beamer frame: 128 mm (363 pt) at 4:3, 160 mm (454 pt) at 16:9 and 16:10
+SLIDE_HEIGHT_PT = (240, 345)  # 96 mm (272 pt), 90 mm (255 pt), 100 mm (283 pt), 120 mm (340 pt)
+SLIDE_DECK_MIN_PAGES = 3      # fewer: a single frame drawn as a figure of a manual
+
+
+def is_slide_deck(relative, data):
+    """A deck of slides: one of SLIDES_ON_PAPER, or 3+ pages, nearly all landscape, of a beamer frame's size."""
+    if relative in SLIDES_ON_PAPER:
+        return True
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError:
+        return False
+    sizes = [document.get_page_size(index) for index in range(len(document))]
+    document.close()
+    if len(sizes) < SLIDE_DECK_MIN_PAGES:
+        return False
+    landscape_share = sum(width > 1.15 * height for width, height in sizes) / len(sizes)
+    width, height = statistics.median(size[0] for size in sizes), statistics.median(size[1] for size in sizes)
+    return (landscape_share >= 0.9 and SLIDE_WIDTH_PT[0] <= width <= SLIDE_WIDTH_PT[1]
+            and SLIDE_HEIGHT_PT[0] <= height <= SLIDE_HEIGHT_PT[1])
+
+
+# Which of a collection's matching documents it keeps: (path under /usr/share, PDF bytes) -> bool.
+DOCUMENT_TESTS = {
+    'manuals': lambda relative, data: not is_slide_deck(relative, data),
+    'slides': is_slide_deck,
 }
 
 
@@ -75,10 +112,18 @@ def copy_licenses(unpacked, package, licenses):
         print(f'warning: {package} has no copyright file of its own', file=sys.stderr)
 
 
-def fetch_package(package, patterns, collection_folder, work, seen):
-    """Download and unpack one package; write its chosen PDFs not seen before; yield (version, path, digest)."""
-    subprocess.run(['apt-get', 'download', package], check=True, cwd=work)
-    deb = next(work.glob(f'{package}_*.deb'))
+def downloaded_package(package, debs):
+    """The package's .deb in the debs folder, downloaded the first time a collection asks for it."""
+    deb = next(debs.glob(f'{package}_*.deb'), None)
+    if deb is None:
+        subprocess.run(['apt-get', 'download', package], check=True, cwd=debs)
+        deb = next(debs.glob(f'{package}_*.deb'))
+    return deb
+
+
+def fetch_package(package, patterns, keep, collection_folder, work, seen):
+    """Unpack one package; write its chosen PDFs that keep() accepts, each once; yield (version, path, digest)."""
+    deb = downloaded_package(package, work / 'debs')
     unpacked = work / package
     subprocess.run(['dpkg-deb', '-x', str(deb), str(unpacked)], check=True)
     version = package_version(deb)
@@ -86,20 +131,19 @@ def fetch_package(package, patterns, collection_folder, work, seen):
     for source in sorted(unpacked.rglob('*')):
         if source.is_symlink() or not source.is_file() or not source.name.endswith(('.pdf', '.pdf.gz')):
             continue
-        relative = source.relative_to(unpacked / 'usr' / 'share')
-        if not any(fnmatch.fnmatch(str(relative).removesuffix('.gz'), pattern) for pattern in patterns):
+        relative = str(source.relative_to(unpacked / 'usr' / 'share')).removesuffix('.gz')
+        if not any(fnmatch.fnmatch(relative, pattern) for pattern in patterns):
             continue
         data = pdf_bytes(source)
         digest = hashlib.sha256(data).hexdigest()
-        if digest in seen:
+        if digest in seen or not keep(relative, data):
             continue
         seen.add(digest)
-        target = collection_folder / package / '__'.join(relative.parts).removesuffix('.gz')
+        target = collection_folder / package / relative.replace('/', '__')
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         yield version, target, digest
     shutil.rmtree(unpacked)
-    deb.unlink()
 
 
 def fetch(destination, collections):
@@ -108,9 +152,11 @@ def fetch(destination, collections):
     (destination / 'licenses').mkdir(parents=True, exist_ok=True)
     rows, seen = [], set()
     with tempfile.TemporaryDirectory() as work:
+        (pathlib.Path(work) / 'debs').mkdir()
         for collection, packages in collections.items():
+            keep = DOCUMENT_TESTS.get(collection, lambda relative, data: True)
             for package, patterns in packages.items():
-                for version, target, digest in fetch_package(package, patterns, destination / collection,
+                for version, target, digest in fetch_package(package, patterns, keep, destination / collection,
                                                              pathlib.Path(work), seen):
                     rows.append((collection, package, version, str(target.relative_to(destination)),
                                  count_pages(target), digest))
