@@ -139,7 +139,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
     # Training that heals itself
     collapse_guard = Parameter(True, 'bool', 'watch losses, samples and weights; on divergence, NaN or collapsed samples roll back to the newest healthy checkpoint with a lower learning rate (false: a NaN stops training)')
     collapse_retries = Parameter(4, 'int', 'roll-backs allowed in one phase before training stops at the newest healthy checkpoint (0: stop at the first alarm)', check=non_negative)
-    collapse_learning_rate_factor = Parameter(0.25, 'float', 'each roll-back multiplies the learning rate of both networks by this; the lowered rate carries into the next phases, and each phase that ends without a roll-back divides it by this again, up to the configured rate', check=_fraction)
+    collapse_learning_rate_factor = Parameter(0.25, 'float', 'each roll-back multiplies the learning rate of both networks by this; the lowered rate carries into the next phases and recovers one factor (up to the configured rate) as each stable phase begins after a fade-in that needed no roll-back', check=_fraction)
 
     evaluate_during_training = Parameter(False, 'bool', 'also evaluate (same counts and seed) the generator at the end of every training phase, into log_dir/metrics')
 
