@@ -26,6 +26,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from deepzine.model.architecture import Architecture, filter_widths  # noqa: E402
+from deepzine.model.loading import load_generator, locate_model  # noqa: E402
+from deepzine.model.model_folder import save_model_folder  # noqa: E402
+from deepzine.model.networks import build_networks  # noqa: E402
+from deepzine.sampling.generation import write_numbered_images  # noqa: E402
 
 DEFAULTS = dict(latent_size=128, max_filter=128, min_filter=16, filter_num_reduction_transition_size=64, channels=3)
 
@@ -64,14 +71,6 @@ def main(argv=None):
     parser.add_argument('--min-seconds', type=float, default=2.0, help='time each of the 3 rounds at least this long')
     arguments = parser.parse_args(argv)
 
-    import tensorflow as tf
-
-    from deepzine.model.architecture import Architecture, filter_widths
-    from deepzine.model.loading import load_generator
-    from deepzine.model.model_folder import save_model_folder
-    from deepzine.model.networks import build_networks
-    from deepzine.sampling.generation import generate_numbered_images
-
     print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, GPUs: {len(tf.config.list_physical_devices("GPU"))}')
     print('| size | batch | GFLOP/page | generator pages/s | GFLOP/s | end-to-end pages/s (PNG) |')
     print('| --- | --- | --- | --- | --- | --- |')
@@ -84,12 +83,12 @@ def main(argv=None):
             save_model_folder(os.path.join(scratch, 'log', str(size)), architecture, size, generator_ema)
             gflop = generator_gflop_per_page(architecture)
             for batch_size in arguments.batches:
-                page_generator = load_generator(os.path.join(scratch, 'log'), None, size, batch_size=batch_size)
+                page_generator = load_generator(locate_model(os.path.join(scratch, 'log'), None, size), batch_size=batch_size)
                 latents = random_generator.standard_normal((batch_size, architecture.latent_size)).astype(np.float32)
                 generator_rate = timed_rate(lambda: page_generator.generate(latents), batch_size, arguments.min_seconds)
                 output_directory = os.path.join(scratch, f'pages_{size}_{batch_size}')
                 end_to_end_rate = timed_rate(
-                    lambda: generate_numbered_images(page_generator, latents, output_directory, 'inference', 'png', batch_size),
+                    lambda: write_numbered_images(page_generator, latents, output_directory, 'inference', 'png'),
                     batch_size, arguments.min_seconds)
                 print(f'| {size} | {batch_size} | {gflop:.3f} | {generator_rate:.1f} | {generator_rate * gflop:.1f} | {end_to_end_rate:.1f} |',
                       flush=True)

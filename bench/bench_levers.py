@@ -1,7 +1,7 @@
 """One training step of the lean 128x128 recipe under one speed lever: is the lever worth keeping?
 
-Each run times the real step (`make_phase_step`, built through the train
-stage's own plan as bench_train.py builds it) in a fresh process, so a lever
+Each run times the real step with bench_train.py's `time_step` (the train
+stage's own plan and `make_phase_step`) in a fresh process, so a lever
 that changes TensorFlow's threads or a layer's code cannot leak into the
 next. Levers that are not the package's code are put in by replacing one
 function here, never in the package:
@@ -22,7 +22,6 @@ after the trace and two warm-up steps.
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,8 +31,6 @@ import tensorflow as tf  # noqa: E402
 import bench_train  # noqa: E402
 import deepzine.model.layers as layers  # noqa: E402
 import deepzine.training.losses as losses  # noqa: E402
-from deepzine.training.schedule import find_phase  # noqa: E402
-from deepzine.training.step import StepSettings, make_phase_step  # noqa: E402
 
 LEVERS = ('none', 'bias_plus', 'no_penalty', 'half_penalty')
 
@@ -76,25 +73,8 @@ def main():
     if args.inter_op:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     put_in(args.lever)
-    plan = bench_train.stage_plan(args, args.size, args.precision, args.xla)
-    strategy, models, state, dataset = bench_train.build(plan)
-    settings = StepSettings(latent_size=args.latent, jit_compile=args.xla)
-    step = make_phase_step(strategy, models, state, settings, find_phase(plan.phases, args.size, args.kind))
-    batches = iter(dataset)
-    start = time.perf_counter()
-    step(batches)
-    state.phase_step.numpy()
-    trace = time.perf_counter() - start
-    for _ in range(2):
-        step(batches)
-    state.phase_step.numpy()
-    best = float('inf')
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step(batches)
-        state.phase_step.numpy()
-        best = min(best, (time.perf_counter() - start) / args.steps)
+    best, _, _, trace = bench_train.time_step(args, args.size, args.kind, 'xla' if args.xla else 'function',
+                                              args.precision)
     print(f'{args.size}x{args.size} {args.kind}, {args.precision}, lever {args.lever}, batch {args.batch}, inter-op '
           f'{args.inter_op or "auto"}, XLA {"on" if args.xla else "off"}: {best * 1000:.0f} ms/step, '
           f'{args.batch / best:.1f} images/s (trace {trace:.1f} s, load {os.getloadavg()[0]:.1f})', flush=True)

@@ -1,7 +1,12 @@
 """Projection: how well and how fast pages are found inside a trained model, and what each setting buys.
 
-    python bench/bench_projection.py --unseen /work/data/unseen_pages              # the shipped model
+    python bench/bench_projection.py --unseen /work/data/unseen_pages              # the shipped model, its manuals
     python bench/bench_projection.py --unseen DIR --model pretrained_models/NEW/64  # another model: one argument
+
+A conditional model is projected with one collection held fixed
+(--collection, default its first): the unseen pages are of one kind, and
+trying every collection, as the project stage does, would multiply the time
+by the number of collections without telling more about the optimiser.
 
 --unseen is a folder of PDFs the model never saw (documents listed in the
 model's documents.tsv, one folder above its size folders, are left out by
@@ -34,6 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from deepzine.model.loading import locate_model  # noqa: E402
 from deepzine.sampling.lbfgs import BatchLbfgs  # noqa: E402
@@ -43,6 +49,22 @@ from deepzine.sampling.projection import (ProjectionSettings, Projector, relativ
 from deepzine.sampling.projection_model import load_projection_networks  # noqa: E402
 
 NEAREST_OF = 1000
+
+
+class OneCollection:
+    """A conditional model's networks with the collection held fixed, so every section runs as for an
+    unconditional model."""
+
+    def __init__(self, networks, row):
+        self._networks, self._row = networks, tf.constant(row[None], tf.float32)
+
+    def __getattr__(self, name):
+        return getattr(self._networks, name)
+
+    def generate(self, latents, collections=None):
+        if collections is None:
+            collections = tf.tile(self._row, [tf.shape(latents)[0], 1])
+        return self._networks.generate(latents, collections)
 
 
 def generated_targets(networks, count, seed, exact=False):
@@ -190,7 +212,6 @@ def settings(networks, rendering, arguments):
 
 def adam_projection(networks, targets, steps_count=600, learning_rate=0.1):
     """StyleGAN2-ADA's schedule (5 % ramp-up, cosine ramp-down over the last 25 %) on the same loss, pixels only."""
-    import tensorflow as tf
     projector = Projector(networks, dataclasses.replace(ProjectionSettings(), critic_feature_weight=0.0), 0)
     wanted = to_model_range(targets)
     contrast = tf.constant(np.maximum(wanted.var(axis=(1, 2, 3)), (1 / 127.5) ** 2).astype(np.float32))
@@ -210,7 +231,6 @@ def adam_projection(networks, targets, steps_count=600, learning_rate=0.1):
 
 def joint_lbfgs_projection(networks, targets, steps_count=200):
     """L-BFGS with one line search and one curvature history for the whole batch (what scipy's minimize would do)."""
-    import tensorflow as tf
     projector = Projector(networks, dataclasses.replace(ProjectionSettings(), critic_feature_weight=0.0), 0)
     wanted = to_model_range(targets)
     contrast = tf.constant(np.maximum(wanted.var(axis=(1, 2, 3)), (1 / 127.5) ** 2).astype(np.float32))
@@ -230,16 +250,21 @@ def joint_lbfgs_projection(networks, targets, steps_count=200):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--model', default=os.path.join(REPO, 'pretrained_models', 'debian_manuals', '64'),
-                        help='a model folder (default: the shipped model at 64 px)')
+    parser.add_argument('--model', default=os.path.join(REPO, 'pretrained_models', 'debian_libraries', '128'),
+                        help='a model folder (default: the shipped model at 128 px)')
     parser.add_argument('--unseen', required=True, help='folder of PDFs the model never saw')
     parser.add_argument('--sections', nargs='+', default=['recovery', 'real', 'steps', 'settings'])
     parser.add_argument('--recovery-pages', type=int, default=16)
     parser.add_argument('--real-pages', type=int, default=32)
+    parser.add_argument('--collection', help='of a conditional model: the collection held fixed (default: its first)')
     arguments = parser.parse_args(argv)
-    import tensorflow as tf
-    print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores; model {arguments.model}', flush=True)
-    networks, rendering, _ = load_projection_networks(locate_model(None, arguments.model, None))
+    networks, rendering, names = load_projection_networks(locate_model(None, arguments.model, None))
+    collection = None
+    if names:
+        collection = arguments.collection or names[0]
+        networks = OneCollection(networks, np.eye(len(names), dtype=np.float32)[list(names).index(collection)])
+    print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores; model {arguments.model}'
+          f'{f", collection {collection}" if collection else ""}', flush=True)
     for section in arguments.sections:
         if section == 'recovery':
             recovery(networks, arguments)

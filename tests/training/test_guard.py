@@ -91,8 +91,9 @@ def run_until(tmp_path, raw, moment, signal_number):
 
 
 @pytest.mark.slow
-def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_ctrl_c(band_hdf5, tmp_path):
-    raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=400, learning_rate=5.0,
+def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_ctrl_c_and_carries_on(band_hdf5,
+                                                                                                         tmp_path):
+    raw = train_config(tmp_path, band_hdf5, gan_output_size=8, iterations_per_stage=400, learning_rate=5.0,
                        model_loss_output_interval_steps=10, collapse_retries=20)
 
     code, output = run_until(tmp_path, raw, 'rolled back', signal.SIGKILL)
@@ -114,6 +115,18 @@ def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_
         trainer._begin()
     for optimizer in (trainer.models.generator_optimizer, trainer.models.discriminator_optimizer):
         assert float(optimizer.learning_rate.numpy()) == pytest.approx(5.0 * 0.25 ** rollbacks)
+
+    # The lowered rate carries into the next phase (a fade-in: no recovery there), and through a SIGKILL in it.
+    code, output = run_until(tmp_path, raw, '8x8 fade step 20', signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    rollbacks += output.split('8x8 fade step')[0].count('rolled back at ')
+    first_fade_line = next(line for line in output.splitlines() if '8x8 fade step' in line and '| health' in line)
+    assert f'lr x{0.25 ** rollbacks:g}' in first_fade_line, first_fade_line
+    code, output = run_until(tmp_path, raw, '8x8 fade step 30', signal.SIGINT)
+    assert code == 130
+    resumed_fade_line = next(line for line in output.splitlines() if '8x8 fade step' in line and '| health' in line)
+    factor = float(resumed_fade_line.split(' lr x')[1].split()[0])
+    assert factor <= 0.25 ** rollbacks
 
 
 def test_a_resume_prefers_the_newest_healthy_checkpoint_and_reads_checkpoints_without_health(band_hdf5, tmp_path,
