@@ -51,7 +51,7 @@ CONVERT_EXAMPLES = """examples:
 """
 
 PROJECT_EXAMPLES = """examples:
-  deepzine project pretrained_models/debian_manuals/64 my_pages/ projected/     -> projected/run-001/projected_latents.npy, ...
+  deepzine project pretrained_models/debian_libraries/128 my_pages/ projected/    -> projected/run-001/projected_latents.npy, ...
   deepzine project log/128 title_page.pdf projected/ --steps 400
   deepzine project log/128 my_pages/ projected/ --set project_critic_feature_weight=0
 then walk through them: python wrapper.py walk.yaml with interpolation_latents: projected/run-001/projected_latents.npy

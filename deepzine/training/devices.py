@@ -141,6 +141,7 @@ class Hardware:
     jit_compile: bool
     mixed_precision: str
     precision_reason: str
+    precision_automatic: bool = False  # mixed_precision: null; the GPU lines of the plan then show each GPU's choice
 
     @property
     def on_gpu(self):
@@ -182,7 +183,8 @@ def resolve_hardware(gpu_num, jit_compile, mixed_precision):
     elif not chosen:
         advise_cpu_precision(mixed_precision, cpu_has_bfloat16_units())
     return Hardware(tuple(chosen), replicas, workers, description,
-                    bool(chosen) if jit_compile is None else bool(jit_compile), mixed_precision, reason)
+                    bool(chosen) if jit_compile is None else bool(jit_compile), mixed_precision, reason,
+                    reason.startswith('automatic'))
 
 
 def _chosen_gpus(gpu_num, visible):

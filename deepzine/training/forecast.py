@@ -48,7 +48,8 @@ def make_forecast(architecture, phases, hardware, discriminator_updates, generat
         unconditioned = run_cost(dataclasses.replace(architecture, collection_count=1), phases, discriminator_updates,
                                  generator_updates, hardware.mixed_precision)
     estimate = estimate_time(cost, jit_compile=hardware.jit_compile, devices=hardware.replicas,
-                             save_interval_steps=save_interval_steps, xla_on_gpus=xla_on_gpus)
+                             save_interval_steps=save_interval_steps, xla_on_gpus=xla_on_gpus,
+                             automatic_precision=hardware.precision_automatic)
     kept = checkpoints.CHECKPOINTS_TO_KEEP + (checkpoints.HEALTHY_CHECKPOINTS_KEPT if guarded else 0)
     model_folders = len({phase.size for phase in phases if not phase.fading})
     return Forecast(cost, estimate, disk_bytes(cost, kept, model_folders), free_disk_bytes(log_dir), unconditioned)

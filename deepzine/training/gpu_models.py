@@ -13,26 +13,27 @@ import re
 
 @dataclasses.dataclass(frozen=True)
 class GpuModel:
-    """One GPU model: memory in GiB, peak dense TFLOP/s by the units each precision uses."""
+    """One GPU model: memory in GiB, peak dense TFLOP/s by the units each precision uses, compute capability."""
     name: str
     memory_gib: float
     fp32_tflops: float
     tf32_tflops: float                # None: no such units
     fp16_tflops: float
     bf16_tflops: float
+    compute_capability: tuple         # what `mixed_precision: null` chooses by (deepzine.training.devices)
 
 
 # Published peak dense rates, TFLOP/s, no sparsity (datasheets give sparse rates too: halved here): NVIDIA
 # datasheets of the T4, V100 SXM2, A10, L4, A100 SXM 80 GB and H100 SXM; for the RTX 4090 the Ada Lovelace
 # architecture whitepaper (FP16/BF16 with FP32 accumulate). T4 and V100 have no TF32 or bfloat16 units.
 GPU_MODELS = (
-    GpuModel('T4', 16, 8.1, None, 65, None),
-    GpuModel('V100', 16, 15.7, None, 125, None),
-    GpuModel('A10', 24, 31.2, 62.5, 125, 125),
-    GpuModel('L4', 24, 30.3, 60, 121, 121),
-    GpuModel('RTX 4090', 24, 82.6, 82.6, 165.2, 165.2),
-    GpuModel('A100', 80, 19.5, 156, 312, 312),
-    GpuModel('H100', 80, 67, 494.7, 989.4, 989.4),
+    GpuModel('T4', 16, 8.1, None, 65, None, (7, 5)),
+    GpuModel('V100', 16, 15.7, None, 125, None, (7, 0)),
+    GpuModel('A10', 24, 31.2, 62.5, 125, 125, (8, 6)),
+    GpuModel('L4', 24, 30.3, 60, 121, 121, (8, 9)),
+    GpuModel('RTX 4090', 24, 82.6, 82.6, 165.2, 165.2, (8, 9)),
+    GpuModel('A100', 80, 19.5, 156, 312, 312, (8, 0)),
+    GpuModel('H100', 80, 67, 494.7, 989.4, 989.4, (9, 0)),
 )
 # Share of the tensor-core rate a PGGAN step reaches: a PyTorch PGGAN in float32 (TF32 convolutions) on an H100
 # trained 48 images/s at 256x256, 980 GFLOP per image: 47 TFLOP/s, 6-12% of the TF32 rate. Small channel counts

@@ -30,7 +30,7 @@ divergence  Each of the critic loss, |W|, the gradient penalty and the drift
             rests near zero does not make noise look like growth. Judged from the
             5th line of a phase; alarm at 10x on two lines in a row, or 100x on
             one. Healthy runs measured at most 4.6x on one line and 3.5x on two
-            in a row (the shipped debian_manuals curve 2.9x), but for a lone
+            in a row (the debian_manuals curve, tests/fixtures, 2.9x), but for a lone
             13x spike of W early in a fade.
 
 collapse    Diversity of the 16 generated pages (mean pairwise RMS distance,

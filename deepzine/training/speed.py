@@ -36,6 +36,7 @@ import time
 
 from deepzine.model.architecture import Architecture
 from deepzine.training.cost import WORKSPACE_FRACTION, checkpoint_bytes, format_bytes, generator_layers, phase_cost
+from deepzine.training.devices import choose_precision
 from deepzine.training.gpu_models import (CUDA_CORE_EFFICIENCY, GPU_MODELS, TENSOR_EFFICIENCY, gpu_rate_tflops,
                                           visible_gpu_memory)
 from deepzine.training.schedule import Phase
@@ -98,6 +99,7 @@ class TimeEstimate:
     mixed_precision: str
     export_sec: float = 0.0         # the part of run_startup_sec that comes after the last phase
     gpu_floor_share: dict = None    # GPU name -> share of the steps' time set by the per-step floor, not arithmetic
+    gpu_precisions: dict = None     # GPU name -> the precision its line assumes
 
     @property
     def total_sec(self):
@@ -292,7 +294,7 @@ def _run_startup_sec(cost, machine, trace_factor):
 
 
 def estimate_time(cost, jit_compile=False, mixed_precision=None, devices=1, machine=None, save_interval_steps=None,
-                  xla_on_gpus=None):
+                  xla_on_gpus=None, automatic_precision=False):
     """Measure this machine (a few seconds) and estimate the run's time there and on GPU_MODELS.
 
     `jit_compile`: XLA here (the plan's Hardware decides). `xla_on_gpus`:
@@ -301,7 +303,9 @@ def estimate_time(cost, jit_compile=False, mixed_precision=None, devices=1, mach
     be the cost's (None: the cost's). `devices`: devices training together
     (the batch is assumed to split perfectly). `machine`: a MachineSpeed to
     reuse instead of measuring (else measured once per process and shape). `save_interval_steps`: adds the periodic
-    checkpoints (the one at each phase end is always counted).
+    checkpoints (the one at each phase end is always counted). `automatic_precision`: the run's precision was chosen
+    for this machine (`mixed_precision: null`), so each GPU line assumes what that choice would be on that GPU (the
+    FLOP stay the cost's).
     """
     if mixed_precision not in (None, cost.mixed_precision):
         raise ValueError(f'mixed_precision={mixed_precision!r}: the cost was counted for {cost.mixed_precision!r}')
@@ -317,8 +321,10 @@ def estimate_time(cost, jit_compile=False, mixed_precision=None, devices=1, mach
         xla_on_gpus = jit_compile
     gpu_trace_factor = XLA_TRACE_FACTOR if xla_on_gpus else 1.0
     gpu_seconds, gpu_floor_share = {}, {}
+    gpu_precisions = {gpu.name: (choose_precision([gpu.compute_capability], False, False)[0] if automatic_precision
+                                 else cost.mixed_precision) for gpu in GPU_MODELS}
     for gpu in GPU_MODELS:
-        tflops, _ = gpu_rate_tflops(gpu, cost.mixed_precision)
+        tflops, _ = gpu_rate_tflops(gpu, gpu_precisions[gpu.name])
         if tflops is None:
             gpu_seconds[gpu.name] = None
             continue
@@ -336,7 +342,7 @@ def estimate_time(cost, jit_compile=False, mixed_precision=None, devices=1, mach
         floored = sum(phase.steps * on_gpu(phase) for phase in cost.phases if on_gpu(phase) == floor_sec(phase))
         gpu_floor_share[gpu.name] = floored / steps_sec if steps_sec else 0.0
     return TimeEstimate(machine, phases, _run_startup_sec(cost, machine, 1.0), gpu_seconds, devices,
-                        cost.mixed_precision, _export_sec(cost, machine, 1.0), gpu_floor_share)
+                        cost.mixed_precision, _export_sec(cost, machine, 1.0), gpu_floor_share, gpu_precisions)
 
 
 # --- what to print ---------------------------------------------------------------------------------------
@@ -361,12 +367,15 @@ def describe_time(estimate, cost, gpus=None):
              f'{precision}, 4x4 step {1000 * machine.step_sec:.1f} ms, its first call {machine.first_call_sec:.1f} s)',
              '  per phase: ' + ', '.join(f'{phase.name} {format_duration(phase.total_sec)}' for phase in estimate.phases)]
     count = f'{estimate.devices} x ' if estimate.devices > 1 else ''
-    lines.append(f'estimated on GPUs, not measured ({precision}; published peak rates at {TENSOR_EFFICIENCY:.0%} of '
+    precisions = estimate.gpu_precisions or {gpu.name: precision for gpu in GPU_MODELS}
+    shown = (precision if set(precisions.values()) == {precision}
+             else 'each GPU at the precision mixed_precision: null picks for it')
+    lines.append(f'estimated on GPUs, not measured ({shown}; published peak rates at {TENSOR_EFFICIENCY:.0%} of '
                  f'tensor cores or {CUDA_CORE_EFFICIENCY:.0%} of CUDA cores, what a PGGAN step reaches; within 2x):')
     needed = memory_per_device_bytes(cost, estimate.devices)
     for gpu in GPU_MODELS:
         seconds = estimate.gpu_seconds.get(gpu.name)
-        _, basis = gpu_rate_tflops(gpu, precision)
+        _, basis = gpu_rate_tflops(gpu, precisions[gpu.name])
         fits = '' if needed <= gpu.memory_gib * 2 ** 30 else f'; needs {format_bytes(needed)}: does not fit'
         floor = (estimate.gpu_floor_share or {}).get(gpu.name, 0.0)
         floored = (f'; {floor:.0%} of the steps\' time is set by the per-step floor, not by this GPU: the host\'s '

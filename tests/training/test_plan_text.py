@@ -37,7 +37,9 @@ def test_the_plan_has_a_cost_row_per_phase_memory_disk_and_estimates(tmp_path, b
     assert re.search(r'^disk: checkpoints and model folders need about [\d.]+ MiB in ', text, re.MULTILINE)
     here = [line for line in text.splitlines() if 'estimated' in line and 'this machine' in line]
     assert len(here) == 1 and re.search(r'this machine: \d+ (min|s)', here[0])
-    assert re.search(r'^  H100 \(80 GB, TF32 tensor cores\): \d+', text, re.MULTILINE)
+    # mixed_precision: null, so each GPU line assumes that GPU's own choice
+    assert re.search(r'^  H100 \(80 GB, BF16 tensor cores\): \d+', text, re.MULTILINE)
+    assert re.search(r'^  T4 \(16 GB, FP16 tensor cores\): \d+', text, re.MULTILINE)
 
 
 def test_a_changed_key_changes_the_cost_at_once(tmp_path, band_hdf5):

@@ -112,3 +112,19 @@ def test_the_measurement_runs_the_real_step_in_seconds():
                                        ('NVIDIA GeForce RTX 4090', 24), ('Some Other GPU', None)])
 def test_gpu_memory_from_the_name_tensorflow_reports(name, gib):
     assert memory_from_device_name(name) == (gib * 2 ** 30 if gib else None)
+
+
+def test_an_automatic_precision_puts_each_gpu_at_its_own_choice():
+    """`mixed_precision: null` chose bfloat16 for this CPU; on a T4 or V100 it would choose float16 (no bfloat16
+    units there), on an A100 bfloat16: the GPU lines say so instead of leaving the older GPUs blank."""
+    cost = cost_of(mixed_precision='mixed_bfloat16')
+    fixed = estimate_time(cost, machine=MACHINE)
+    automatic = estimate_time(cost, machine=MACHINE, automatic_precision=True)
+    assert fixed.gpu_seconds['T4'] is None and automatic.gpu_seconds['T4'] is not None
+    assert automatic.gpu_precisions == {'T4': 'mixed_float16', 'V100': 'mixed_float16', 'A10': 'mixed_bfloat16',
+                                        'L4': 'mixed_bfloat16', 'RTX 4090': 'mixed_bfloat16',
+                                        'A100': 'mixed_bfloat16', 'H100': 'mixed_bfloat16'}
+    lines = describe_time(automatic, cost, gpus=[])
+    assert any('each GPU at the precision mixed_precision: null picks for it' in line for line in lines)
+    assert any(line.lstrip().startswith('T4 (16 GB, FP16 tensor cores): ') for line in lines)
+    assert any(line.lstrip().startswith('A100 (80 GB, BF16 tensor cores): ') for line in lines)
