@@ -75,7 +75,8 @@ def main():
     put_in(args.lever)
     best, _, _, trace = bench_train.time_step(args, args.size, args.kind, 'xla' if args.xla else 'function',
                                               args.precision)
-    print(f'{args.size}x{args.size} {args.kind}, {args.precision}, lever {args.lever}, batch {args.batch}, inter-op '
+    print(f'{args.size}x{args.size} {args.kind}, {args.precision}, lever {args.lever}, {args.collections} collection(s), '
+          f'batch {args.batch}, inter-op '
           f'{args.inter_op or "auto"}, XLA {"on" if args.xla else "off"}: {best * 1000:.0f} ms/step, '
           f'{args.batch / best:.1f} images/s (trace {trace:.1f} s, load {os.getloadavg()[0]:.1f})', flush=True)
 

@@ -203,7 +203,7 @@ ESTIMATE_RUNS = {
     'medium64': {'gan_output_size': 64, 'max_filter': 64, 'batch_size': 16, 'iterations_per_stage': 200},
     'wide32': {'gan_output_size': 32, 'max_filter': 128, 'batch_size': 16, 'iterations_per_stage': 100},
     'long32': {'gan_output_size': 32, 'max_filter': 64, 'batch_size': 16, 'iterations_per_stage': 600},
-    # pretrained_models/debian_manuals/train.yaml, estimate only: trained 2026-11-26 in 52 min 6 s (stage start to
+    # the retired debian_manuals model's train.yaml, estimate only: trained 2026-11-26 in 52 min 6 s (stage start to
     # end in its training_log.txt), 64 filters, 32 at 64x64, grey, 2500 steps per phase
     'debian64': {'gan_output_size': 64, 'max_filter': 64, 'filter_num_reduction_transition_size': 64, 'channels': 1,
                  'batch_size': 16, 'iterations_per_stage': 2500, 'model_save_interval_steps': 200},

@@ -1,18 +1,20 @@
-"""Fetch the PDF manuals of Debian documentation packages into a folder: the training data of this model.
+"""Fetch the PDF manuals of Debian documentation packages into a folder: the real pages of the guard runs.
 
-    python pretrained_models/debian_manuals/fetch_debian_manuals.py ~/debian_manuals
+The training data of the retired debian_manuals model (README.md, "The shipped
+model"); bench/README.md's collapse-guard runs take five of its packages.
+
+    python bench/fetch_debian_manuals.py ~/debian_manuals
 
 Uses `apt-get download` and `dpkg-deb -x` (no root, no installation), keeps
 each distinct PDF once (symlinked copies dropped by content hash), unpacks
 gzipped PDFs, and writes documents.tsv (package, version, file, pages, sha256)
 and licenses/<package>.copyright beside the PDFs. The `pdf_directory` source
-of load_data takes the folder from there (see train.yaml).
+of load_data takes the folder from there.
 """
 
 import argparse
 import gzip
 import hashlib
-import os
 import pathlib
 import shutil
 import subprocess

@@ -12,7 +12,7 @@ from deepzine.files import is_leftover
 from tests.training.helpers import band_pages, train_config, write_page_hdf5
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-MODEL = REPO_ROOT / 'pretrained_models' / 'debian_manuals'
+MODEL = REPO_ROOT / 'pretrained_models' / 'debian_libraries'
 
 
 def run(config, folder):

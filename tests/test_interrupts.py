@@ -15,7 +15,7 @@ import pytest
 from tests.page_files import write_page_hdf5
 from tests.runs import ADVICE, REPOSITORY, STOP_SEC, Run
 
-MODEL = REPOSITORY / 'pretrained_models' / 'debian_manuals'
+MODEL = REPOSITORY / 'pretrained_models' / 'debian_libraries'
 
 
 def partial_files(folder):
@@ -54,8 +54,9 @@ def test_sigterm_stops_movie_encoding_without_leaving_a_partial_movie(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_an_evaluation(tmp_path):
-    pages = np.random.default_rng(0).integers(0, 256, (600, 64, 64, 1), dtype=np.uint8)
-    data = write_page_hdf5(tmp_path / 'pages.hdf5', pages)
+    pages = np.random.default_rng(0).integers(0, 256, (600, 64, 64, 3), dtype=np.uint8)
+    data = write_page_hdf5(tmp_path / 'pages.hdf5', pages,  # the shipped model's collections, as it was trained
+                           collections=[('manuals', 200), ('slides', 200), ('cards', 200)])
     log = tmp_path / 'log'
     run = Run(tmp_path, {'evaluate': True, 'inference_model_directory': str(MODEL), 'gan_output_size': 64,
                          'data_hdf5': str(data), 'log_dir': str(log), 'evaluation_image_num': 300,

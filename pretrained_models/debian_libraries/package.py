@@ -1,13 +1,16 @@
 """Copy a finished training run of train.yaml into this folder, small enough to commit.
 
-    python pretrained_models/debian_manuals/package.py --log-dir ./log/debian_manuals --run-log train_output.txt
+    python pretrained_models/debian_libraries/package.py --log-dir ./log/debian_libraries --run-log train_output.txt
 
 Writes, beside this script:
-- `<size>/` model folders: every network at the two largest sizes (training can
-  continue from them: copy both into a log_dir and set gan_starting_size), the
-  EMA generator alone below (what sampling uses);
-- `samples.png`: 64 pages from the largest generator, seed 2018;
-- `training_curve.csv` (every logged loss) and `training_summary.md` (per phase);
+- `<size>/` model folders: every network at the largest size (fine-tuning and
+  projection use its critic), the EMA generator alone below (what sampling
+  uses);
+- `samples.png`: per collection, a row of pages the largest generator draws for
+  it (seed 2018) above a row of its real pages (the README's opening picture);
+- `tour.png`: frames of a walk from a manual page to a slide to a card, the
+  collection input travelling with the latent as in the movie;
+- `training_curve.csv` (every logged loss and health value) and `training_summary.md` (per phase);
 - `metrics/`: the evaluate stage's SWD and memorization results;
 - `training_log.txt`: the run's log lines, progress bars dropped;
 - `documents.tsv` and `licenses/` from the data folder the fetch script wrote.
@@ -15,24 +18,35 @@ Writes, beside this script:
 
 import argparse
 import csv
-import json
 import os
 import pathlib
 import re
 import shutil
 import sys
 
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
+from deepzine.data.preview import drawn_pages_by_collection  # noqa: E402
+from deepzine.data.store import PageStore  # noqa: E402
+from deepzine.model.loading import load_generator, locate_model  # noqa: E402
 from deepzine.model.model_folder import load_model_folder, save_model_folder  # noqa: E402
+from deepzine.sampling.images import save_grid, to_uint8  # noqa: E402
+from deepzine.sampling.latent_paths import waypoint_path  # noqa: E402
 
-FULL_SIZES = 2        # the largest sizes shipped with every network
+FULL_SIZES = 1        # the largest size shipped with every network (the critic too: fine-tuning, projection)
 SAMPLE_SEED = 2018
-SAMPLE_COUNT = 64
+SAMPLES_PER_ROW = 8
+LABEL = 14            # px above a collection's rows, for its name
+GAP = 2
+TOUR_FRAMES_PER_SEGMENT = 6
 LOG_LINE = re.compile(r'^\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ')
 PHASE_END = re.compile(r'^(\d\d:\d\d:\d\d) INFO phase \d+/\d+: (\d+)x\d+ (\w+),')
-SCALAR_PREFIXES = ('loss/', 'schedule/', 'speed/')
+SCALAR_PREFIXES = ('loss/', 'health/', 'schedule/', 'speed/')
 
 
 def model_sizes(log_dir):
@@ -54,23 +68,50 @@ def copy_models(log_dir, root):
             shutil.copytree(log_dir / str(size), target)
         else:
             architecture, _, generator_ema, _, description = load_model_folder(str(log_dir / str(size)))
-            save_model_folder(str(target), architecture, size, generator_ema, config=description['config'])
+            save_model_folder(str(target), architecture, size, generator_ema, config=description['config'],
+                              collections=description.get('collections'))
         without_local_paths(target, root)
     return sizes
 
 
-def write_samples(size):
-    import numpy as np
-    from deepzine.model.loading import load_generator
-    from deepzine.sampling.images import save_grid
-    generator = load_generator(str(HERE), None, size)
-    latents = np.random.default_rng(SAMPLE_SEED).standard_normal((SAMPLE_COUNT, generator.latent_size))
-    save_grid(generator.generate(latents), str(HERE / 'samples.png'))
+def write_samples(size, page_file):
+    """Per collection: its name, a row of generated pages, a row of real ones drawn from the page file."""
+    generator = load_generator(locate_model(str(HERE), None, size))
+    names = generator.collection_names
+    latents = np.random.default_rng(SAMPLE_SEED).standard_normal((SAMPLES_PER_ROW * len(names), generator.latent_size))
+    numbers = np.repeat(np.arange(len(names)), SAMPLES_PER_ROW)
+    generated = to_uint8(generator.generate(latents, generator.one_hot(numbers)))
+    with PageStore(page_file) as store:
+        assert store.collection_names == names, (store.collection_names, names)
+        drawn = drawn_pages_by_collection(store.collection_numbers, len(names), SAMPLES_PER_ROW * len(names),
+                                          SAMPLE_SEED)
+        reals = [store.read(size, indices) for indices in drawn]
+    width = SAMPLES_PER_ROW * (size + GAP) - GAP
+    block = LABEL + 2 * size + GAP
+    sheet = Image.new('RGB', (width, len(names) * block), 'white')
+    draw = ImageDraw.Draw(sheet)
+    for row, name in enumerate(names):
+        top = row * block
+        draw.text((0, top + 2), f'{name}: generated (above), real (below)', fill='black')
+        for column in range(SAMPLES_PER_ROW):
+            left = column * (size + GAP)
+            sheet.paste(Image.fromarray(generated[row * SAMPLES_PER_ROW + column]).convert('RGB'), (left, top + LABEL))
+            sheet.paste(Image.fromarray(reals[row][column]).convert('RGB'), (left, top + LABEL + size + GAP))
+    sheet.save(HERE / 'samples.png')
+
+
+def write_tour(size):
+    """One row of frames: slerp between three latents while the collection input moves from manuals to slides to
+    cards (what interpolation does between waypoints of different collections)."""
+    generator = load_generator(locate_model(str(HERE), None, size))
+    waypoints = np.random.default_rng(SAMPLE_SEED + 1).standard_normal((len(generator.collection_names), generator.latent_size))
+    latents = waypoint_path(waypoints, TOUR_FRAMES_PER_SEGMENT, 'slerp', loop=False)
+    collections = waypoint_path(generator.one_hot(range(len(waypoints))), TOUR_FRAMES_PER_SEGMENT, 'linear', loop=False)
+    save_grid(generator.generate(latents, collections), str(HERE / 'tour.png'), columns=len(latents))
 
 
 def read_scalars(log_dir):
     """{step: {tag: value}} from the run's TensorBoard events."""
-    import tensorflow as tf
     rows = {}
     for events in sorted((log_dir / 'tensorboard').glob('events.out.tfevents.*')):
         for event in tf.compat.v1.train.summary_iterator(str(events)):
@@ -134,15 +175,18 @@ def copy_metrics(log_dir, root):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--log-dir', type=pathlib.Path, default=pathlib.Path('log/debian_manuals'))
+    parser.add_argument('--log-dir', type=pathlib.Path, default=pathlib.Path('log/debian_libraries'))
     parser.add_argument('--run-log', type=pathlib.Path, required=True, help='what the training run printed')
-    parser.add_argument('--data', type=pathlib.Path, default=pathlib.Path('data/debian_manuals'),
-                        help='the folder fetch_debian_manuals.py wrote')
+    parser.add_argument('--data', type=pathlib.Path, default=pathlib.Path('data/debian_libraries'),
+                        help='the folder fetch_debian_libraries.py wrote')
+    parser.add_argument('--pages', type=pathlib.Path, default=pathlib.Path('data/debian_libraries.hdf5'),
+                        help="train.yaml's page file (the real pages of samples.png)")
     arguments = parser.parse_args()
     root = pathlib.Path.cwd().resolve()
     log_dir = arguments.log_dir.resolve()
     sizes = copy_models(log_dir, root)
-    write_samples(sizes[-1])
+    write_samples(sizes[-1], arguments.pages)
+    write_tour(sizes[-1])
     run_log_lines = [line for line in arguments.run_log.read_text().splitlines() if LOG_LINE.match(line)]
     (HERE / 'training_log.txt').write_text('\n'.join(line.replace(str(root) + '/', './') for line in run_log_lines) + '\n')
     rows = read_scalars(log_dir)

@@ -1,4 +1,5 @@
-"""The shipped model and the default offline run: python wrapper.py config_pretrained.yaml (smaller counts)."""
+"""The shipped model, debian_libraries, and the default offline run: python wrapper.py config_pretrained.yaml
+(smaller counts)."""
 
 import os
 import pathlib
@@ -21,29 +22,43 @@ from deepzine.pipeline import resolve_config
 TENSORFLOW_LOG_LINE = re.compile(r'^[IWEF]\d{4} |oneDNN|cuda|cuInit|absl::|remapper', re.IGNORECASE | re.MULTILINE)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODEL = REPO_ROOT / 'pretrained_models' / 'debian_manuals'
+MODEL = REPO_ROOT / 'pretrained_models' / 'debian_libraries'
+COLLECTIONS = ('manuals', 'slides', 'cards')
 
 
-def test_the_model_folder_stays_small_and_holds_every_size():
-    size_on_disk = sum(path.stat().st_size for path in MODEL.rglob('*') if path.is_file())
-    assert size_on_disk < 25 * 2 ** 20
+def test_everything_shipped_stays_small_and_the_model_holds_every_size():
+    shipped = REPO_ROOT / 'pretrained_models'
+    assert sum(path.stat().st_size for path in shipped.rglob('*') if path.is_file()) < 25 * 2 ** 20
     sizes = sorted(int(path.name) for path in MODEL.iterdir() if path.name.isdigit())
-    assert sizes == [4, 8, 16, 32, 64]
-    assert 'discriminator' in read_model_json(str(MODEL / '64'))['networks']  # for fine-tuning
-    assert (MODEL / 'documents.tsv').read_text().count('\n') > 20  # at least 20 documents, listed
+    assert sizes == [4, 8, 16, 32, 64, 128]
+    description = read_model_json(str(MODEL / '128'))
+    assert 'discriminator' in description['networks']  # for fine-tuning and projection
+    assert tuple(description['collections']) == COLLECTIONS
+    assert (MODEL / 'documents.tsv').read_text().count('\n') > 500  # every document, listed
 
 
-def test_pages_look_like_pages():
-    """Trained, not random: white paper like the real 64px pages (mean 249.6, text a faint grey texture with a
-    per-page standard deviation around 10); an untrained generator gives mid-grey noise."""
-    generator = load_generator(locate_model(str(MODEL), None, 64))
-    pages = generator.generate(np.random.default_rng(0).standard_normal((32, generator.latent_size)))
-    assert pages.shape == (32, 64, 64, 1)
-    brightness = (np.clip(pages, -1, 1) + 1) * 127.5
-    assert brightness.mean() > 235
-    texture = np.median(brightness.std(axis=(1, 2, 3)))
-    assert 4 < texture < 25
-    assert np.abs(pages[0] - pages[1]).mean() > 0.01  # different latents, different pages
+def pages_for(generator, collection, count=32):
+    latents = np.random.default_rng(0).standard_normal((count, generator.latent_size))
+    return generator.generate(latents, generator.one_hot([COLLECTIONS.index(collection)] * count))
+
+
+def test_each_collection_draws_its_own_kind_of_page():
+    """Trained and conditional, in the plain numbers the collections differ in (README.md, "How the collections
+    differ"): manuals are white pages of grey text, slides are coloured, cards are darker than both."""
+    generator = load_generator(locate_model(str(MODEL), None, 128))
+    assert generator.collection_names == COLLECTIONS
+    looks = {}
+    for collection in COLLECTIONS:
+        pages = np.clip(pages_for(generator, collection), -1, 1)
+        assert pages.shape == (32, 128, 128, 3)
+        brightness = (pages.mean(axis=-1) + 1) * 127.5
+        colour = pages.max(axis=-1) - pages.min(axis=-1)
+        looks[collection] = {'brightness': brightness.mean(), 'colour': colour.mean(),
+                             'variety': np.abs(pages[0] - pages[1]).mean()}
+    assert looks['manuals']['brightness'] > 200 and looks['manuals']['colour'] < 0.05
+    assert looks['slides']['colour'] > 2 * looks['manuals']['colour']
+    assert looks['cards']['brightness'] < looks['manuals']['brightness'] - 20
+    assert all(look['variety'] > 0.01 for look in looks.values())  # different latents, different pages
 
 
 @pytest.mark.slow
@@ -60,9 +75,10 @@ def test_default_config_runs_offline_and_makes_pages_grid_frames_and_movie(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     assert not TENSORFLOW_LOG_LINE.search(result.stderr), result.stderr[-3000:]
     output = output / 'run-001'
-    pages = sorted(output.glob('inference_*[0-9].png'))
-    assert [page.name for page in pages] == [f'inference_{index:05d}.png' for index in range(6)]
-    assert Image.open(pages[0]).size == (64, 64) and Image.open(pages[0]).mode == 'L'
+    pages = sorted(output.glob('inference_[0-9]*.png'))
+    assert [page.name for page in pages] == [f'inference_{index:05d}_{collection}.png' for index, collection in
+                                             enumerate(['manuals', 'manuals', 'slides', 'slides', 'cards', 'cards'])]
+    assert Image.open(pages[0]).size == (128, 128) and Image.open(pages[0]).mode == 'RGB'
     assert (output / 'inference_grid.png').exists()
     assert len(list(output.glob('interpolation_*.png'))) == 3 * 4  # three segments, the last back to the start
     with imageio.get_reader(str(output / 'interpolation.mp4'), format='FFMPEG') as reader:
@@ -72,8 +88,8 @@ def test_default_config_runs_offline_and_makes_pages_grid_frames_and_movie(tmp_p
 
 def test_the_training_config_resolves_with_the_shipped_architecture():
     config = resolve_config(load_yaml(str(MODEL / 'train.yaml')))
-    architecture = read_model_json(str(MODEL / '64'))['architecture']
+    architecture = read_model_json(str(MODEL / '128'))['architecture']
     assert config['gan_output_size'] == architecture['output_size'] and config['latent_size'] == architecture['latent_size']
-    assert filter_widths(64, config['max_filter'], config['min_filter'],
+    assert filter_widths(128, config['max_filter'], config['min_filter'],
                          config['filter_num_reduction_transition_size']) == {int(size): width for size, width in
                                                                              architecture['widths'].items()}
