@@ -176,15 +176,15 @@ def resolve_hardware(gpu_num, jit_compile, mixed_precision):
         description = 'the CPU (no GPU visible to TensorFlow)' if not gpus else 'the CPU'
     if workers > 1:
         description = f'{workers} machines, each {description}'
-    reason = 'set in the config'
-    if mixed_precision is None:
+    reason, automatic = 'set in the config', mixed_precision is None
+    if automatic:
         mixed_precision, reason = choose_precision([capability for capability, _ in details],
                                                    cpu_has_bfloat16_units(), onednn_enabled())
     elif not chosen:
         advise_cpu_precision(mixed_precision, cpu_has_bfloat16_units())
     return Hardware(tuple(chosen), replicas, workers, description,
                     bool(chosen) if jit_compile is None else bool(jit_compile), mixed_precision, reason,
-                    reason.startswith('automatic'))
+                    automatic)
 
 
 def _chosen_gpus(gpu_num, visible):

@@ -367,7 +367,7 @@ def describe_time(estimate, cost, gpus=None):
              f'{precision}, 4x4 step {1000 * machine.step_sec:.1f} ms, its first call {machine.first_call_sec:.1f} s)',
              '  per phase: ' + ', '.join(f'{phase.name} {format_duration(phase.total_sec)}' for phase in estimate.phases)]
     count = f'{estimate.devices} x ' if estimate.devices > 1 else ''
-    precisions = estimate.gpu_precisions or {gpu.name: precision for gpu in GPU_MODELS}
+    precisions = estimate.gpu_precisions
     shown = (precision if set(precisions.values()) == {precision}
              else 'each GPU at the precision mixed_precision: null picks for it')
     lines.append(f'estimated on GPUs, not measured ({shown}; published peak rates at {TENSOR_EFFICIENCY:.0%} of '

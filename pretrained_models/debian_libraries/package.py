@@ -74,10 +74,9 @@ def copy_models(log_dir, root):
     return sizes
 
 
-def write_samples(size, page_file):
+def write_samples(generator, page_file):
     """Per collection: its name, a row of generated pages, a row of real ones drawn from the page file."""
-    generator = load_generator(locate_model(str(HERE), None, size))
-    names = generator.collection_names
+    size, names = generator.size, generator.collection_names
     latents = np.random.default_rng(SAMPLE_SEED).standard_normal((SAMPLES_PER_ROW * len(names), generator.latent_size))
     numbers = np.repeat(np.arange(len(names)), SAMPLES_PER_ROW)
     generated = to_uint8(generator.generate(latents, generator.one_hot(numbers)))
@@ -100,10 +99,9 @@ def write_samples(size, page_file):
     sheet.save(HERE / 'samples.png')
 
 
-def write_tour(size):
+def write_tour(generator):
     """One row of frames: slerp between three latents while the collection input moves from manuals to slides to
     cards (what interpolation does between waypoints of different collections)."""
-    generator = load_generator(locate_model(str(HERE), None, size))
     waypoints = np.random.default_rng(SAMPLE_SEED + 1).standard_normal((len(generator.collection_names), generator.latent_size))
     latents = waypoint_path(waypoints, TOUR_FRAMES_PER_SEGMENT, 'slerp', loop=False)
     collections = waypoint_path(generator.one_hot(range(len(waypoints))), TOUR_FRAMES_PER_SEGMENT, 'linear', loop=False)
@@ -185,8 +183,9 @@ def main():
     root = pathlib.Path.cwd().resolve()
     log_dir = arguments.log_dir.resolve()
     sizes = copy_models(log_dir, root)
-    write_samples(sizes[-1], arguments.pages)
-    write_tour(sizes[-1])
+    generator = load_generator(locate_model(str(HERE), None, sizes[-1]))
+    write_samples(generator, arguments.pages)
+    write_tour(generator)
     run_log_lines = [line for line in arguments.run_log.read_text().splitlines() if LOG_LINE.match(line)]
     (HERE / 'training_log.txt').write_text('\n'.join(line.replace(str(root) + '/', './') for line in run_log_lines) + '\n')
     rows = read_scalars(log_dir)
