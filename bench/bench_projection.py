@@ -20,6 +20,10 @@ Sections (--sections picks some):
   real      one page from each of --real-pages unseen documents: pixel RMS error of the projection
             over that of the nearest of 1,000 random samples; writes bench/figures/projection_sheet.png
   steps     mean errors after 25, 50, 100, 200 and 400 steps (generated and real pages)
+  seen      the same ratio on --real-pages pages the model trained on (--seen: its page file), of the held
+            collection: no better than on unseen pages means the model's reach limits projection, not generalising
+  ceiling   the same ratio for the unseen pages themselves, blurred by 0.5 to 4 px: how sharp a model must draw
+            to reach 0.7 (no projection: quick)
   contrast  how much contrast the model's pages have against the unseen pages' (no projection: quick)
   settings  each default against its alternatives on 8 generated and 8 real pages, and the optimiser
             (L-BFGS per page) against Adam with StyleGAN2's schedule and against L-BFGS of the batch as one problem, pixels only
@@ -155,6 +159,38 @@ def real(networks, rendering, arguments):
     os.replace(write_sheet(figures, targets[:16], plain), os.path.join(figures, 'projection_sheet_pixels_only.png'))
 
 
+def seen(networks, rendering, arguments):
+    """The real-page ratio on pages the model trained on: if it is no better than on unseen pages, what limits
+    projection is what the model can draw, not how far it generalises."""
+    from deepzine.data.store import PageStore
+    if not arguments.seen:
+        sys.exit('--sections seen needs --seen: the page file the model was trained from')
+    with PageStore(arguments.seen) as store:
+        number = list(store.collection_names).index(arguments.held_collection) if arguments.held_collection else 0
+        rows = np.flatnonzero(store.collection_numbers == number)
+        chosen = np.sort(np.random.default_rng(3).choice(rows, min(arguments.real_pages, len(rows)), replace=False))
+        targets = store.read(networks.size, chosen)
+    _, pages, seconds = project(networks, targets, ProjectionSettings())
+    ratios = rms_errors_255(pages, to_model_range(targets)) / nearest_sample_rms(networks, targets)
+    print(f'seen: {len(targets)} training pages of collection {store.collection_names[number]}: projection RMS error / '
+          f'nearest of {NEAREST_OF} samples: {summary(ratios)}, best {ratios.min():.3f}; '
+          f'{np.mean(ratios <= 0.7):.0%} at most 0.7; {len(targets) / seconds:.3f} pages/s', flush=True)
+
+
+def ceiling(networks, rendering, arguments):
+    """What a model that drew each unseen page exactly, only blurred (a Gaussian of radius r pixels), would score on
+    the real-page ratio: how sharp a model must be for 0.7 (no projection: quick)."""
+    from PIL import Image, ImageFilter
+    targets, _ = unseen_targets(arguments.unseen, rendering, arguments.real_pages, 3, training_hashes(arguments.model))
+    nearest, wanted = nearest_sample_rms(networks, targets), to_model_range(targets)
+    for radius in (0.5, 1, 1.5, 2, 3, 4):
+        blurred = np.stack([np.asarray(Image.fromarray(page.squeeze(-1) if page.shape[-1] == 1 else page)
+                                       .filter(ImageFilter.GaussianBlur(radius))) for page in targets])
+        ratios = rms_errors_255(to_model_range(blurred.reshape(targets.shape)), wanted) / nearest
+        print(f'ceiling: the unseen pages blurred by {radius} px / nearest of {NEAREST_OF} samples: {summary(ratios)}; '
+              f'{np.mean(ratios <= 0.7):.0%} at most 0.7', flush=True)
+
+
 def contrast(networks, rendering, arguments):
     latents = np.random.default_rng(1).standard_normal((NEAREST_OF, networks.latent_size)).astype(np.float32)
     samples = np.concatenate([np.asarray(networks.generate(latents[i:i + 100])) for i in range(0, NEAREST_OF, 100)])
@@ -257,11 +293,13 @@ def main(argv=None):
     parser.add_argument('--recovery-pages', type=int, default=16)
     parser.add_argument('--real-pages', type=int, default=32)
     parser.add_argument('--collection', help='of a conditional model: the collection held fixed (default: its first)')
+    parser.add_argument('--seen', help='for --sections seen: the page file the model was trained from')
     arguments = parser.parse_args(argv)
     networks, rendering, names = load_projection_networks(locate_model(None, arguments.model, None))
-    collection = None
+    collection = arguments.held_collection = None
     if names:
         collection = arguments.collection or names[0]
+        arguments.held_collection = collection
         networks = OneCollection(networks, np.eye(len(names), dtype=np.float32)[list(names).index(collection)])
     print(f'TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores; model {arguments.model}'
           f'{f", collection {collection}" if collection else ""}', flush=True)
@@ -269,8 +307,8 @@ def main(argv=None):
         if section == 'recovery':
             recovery(networks, arguments)
         else:
-            {'real': real, 'steps': steps, 'settings': settings, 'contrast': contrast}[section](networks, rendering,
-                                                                                              arguments)
+            {'real': real, 'steps': steps, 'settings': settings, 'contrast': contrast, 'seen': seen,
+             'ceiling': ceiling}[section](networks, rendering, arguments)
 
 
 if __name__ == '__main__':

@@ -6,14 +6,22 @@ On an alarm (a loss, a generated pixel or a weight NaN or infinite, a WGAN-GP
 limit crossed, a loss diverging from its recent level, samples collapsing or
 unlike the real pages) the run goes back to the newest healthy checkpoint
 (from the second roll-back in a phase on, to the healthy checkpoint the phase
-started from: trouble that comes back grew from earlier in the phase),
+started from: trouble that comes back grew from earlier in the phase; and so
+does the first roll-back of a run whose configured rate is above the automatic
+one, since the whole phase was trained at the rate that went wrong),
 multiplies the learning rate of both networks by `collapse_learning_rate_factor`,
-draws a new data order and carries on. The lowered rate carries into the next
-phases: a fade-in that ended without a roll-back gives back one factor towards
-the configured rate for the stable phase after it, so the rate recovers only
-while the run stays healthy, and never into a fade-in, where new layers shake
-the networks most (a rate that was too high at one size is usually too high at
-the next). After `collapse_retries` roll-backs in one
+draws a new data order and carries on. A roll-back never leaves the rate above
+the automatic one (`learning_rate: null`, Karras et al.'s 0.001 for these
+networks): a configured rate above it that went wrong falls back to it at
+once. Stepping down from such a rate factor by factor trains a phase or two at
+rates that damage the networks without any alarm (grey, blank pages that the
+next fade-in cannot recover from, bench/README.md "Collapse guard on real
+pages"). The lowered rate carries into the next phases: a fade-in that ended
+without a roll-back gives back one factor towards the configured rate (the
+automatic rate, if the configured one went wrong above it) for the stable phase
+after it, so the rate recovers only while the run stays healthy, and never into
+a fade-in, where new layers shake the networks most (a rate that was too high at
+one size is usually too high at the next). After `collapse_retries` roll-backs in one
 phase it stops in one line naming that checkpoint and what to change.
 
 The checkpoint keeper (deepzine.training.keeper) marks a checkpoint healthy
@@ -53,21 +61,29 @@ class GuardState:
     learning_rate_factor: float = 1.0
     rollback_step: int | None = None  # global step of the checkpoint the latest roll-back went to
 
-    def enter_phase(self, phase_index, learning_rate_decay, fading):
+    def enter_phase(self, phase_index, learning_rate_decay, fading, ceiling=1.0):
         """Training reaches `phase_index` (a fade-in when `fading`); past the furthest phase so far the roll-backs count
-        from 0 again, and entering a stable phase after a fade-in that needed none, the learning rate recovers one step
-        (1 / learning_rate_decay, up to the configured rate)."""
+        from 0 again, and entering a stable phase after a fade-in that needed none, a lowered learning rate recovers
+        one step (1 / learning_rate_decay), up to `ceiling` (the highest factor a roll-back leaves, see
+        record_rollback)."""
         if phase_index > self.phase_index:
-            if self.rollbacks_in_phase == 0 and not fading and self.phase_index >= 0:
-                self.learning_rate_factor = min(1.0, self.learning_rate_factor / learning_rate_decay)
+            if self.rollbacks_in_phase == 0 and not fading and self.phase_index >= 0 and self.learning_rate_factor < 1:
+                self.learning_rate_factor = min(ceiling, self.learning_rate_factor / learning_rate_decay)
             self.phase_index, self.rollbacks_in_phase = phase_index, 0
 
-    def record_rollback(self, learning_rate_decay, target_step):
+    def record_rollback(self, learning_rate_decay, target_step, ceiling=1.0):
         """One more roll-back in this phase, to the checkpoint of `target_step`; the learning rate is multiplied by
-        `learning_rate_decay` (e.g. 0.5)."""
+        `learning_rate_decay` (e.g. 0.25) and is then at most `ceiling` times the configured rate (the automatic rate
+        over the configured one, when that is less than 1)."""
         self.rollbacks_in_phase += 1
-        self.learning_rate_factor *= learning_rate_decay
+        self.learning_rate_factor = min(self.learning_rate_factor * learning_rate_decay, ceiling)
         self.rollback_step = int(target_step)
+
+    def restarts_phase(self, ceiling=1.0):
+        """Whether the next roll-back goes back to the checkpoint the phase started from: the phase went wrong before
+        (trouble that comes back grew from earlier in it), or it was trained all along at a configured rate above the
+        automatic one (a factor above `ceiling`), which has now gone wrong."""
+        return self.rollbacks_in_phase > 0 or self.learning_rate_factor > ceiling
 
     def forgive(self):
         """Full retries and the configured learning rate again in this phase: after training stopped for want of
@@ -97,6 +113,8 @@ class CollapseGuard:
         self.plan, self.keeper = plan, keeper
         self.monitor = HealthMonitor(plan.data.channels, plan.gradient_penalty_weight)
         self.state = GuardState()
+        # The highest learning-rate factor a roll-back leaves: never above the automatic rate.
+        self.ceiling = min(1.0, plan.automatic_learning_rate / plan.learning_rate)
 
     @property
     def learning_rate_factor(self):
@@ -115,7 +133,7 @@ class CollapseGuard:
         """A phase starts or continues: its history (kept on a resume), its retries (counted again in a phase training
         had not reached before)."""
         self.monitor.begin_phase(phase)
-        self.state.enter_phase(phase.index, self.plan.collapse_learning_rate_factor, phase.fading)
+        self.state.enter_phase(phase.index, self.plan.collapse_learning_rate_factor, phase.fading, self.ceiling)
 
     def data_order_entropy(self):
         """Added to the data order's seed: a roll-back must not replay the batches that led to the trouble."""
@@ -150,8 +168,8 @@ class CollapseGuard:
         newest = keeper.find(keeper.healthy_steps[-1]) if keeper.healthy_steps else None
         target = keeper.find(rollback_target_step(keeper.healthy_steps, state.rollback_step,
                                                   lagging=alarm.rule == 'collapse')) or newest
-        if state.rollbacks_in_phase and keeper.find(keeper.phase_start_step):
-            target = keeper.find(keeper.phase_start_step)  # going wrong again: the phase starts over
+        if state.restarts_phase(self.ceiling) and keeper.find(keeper.phase_start_step):
+            target = keeper.find(keeper.phase_start_step)
         where = f'{alarm.phase_name} step {alarm.step}'
         if target is None:
             raise TrainingDiverged(f'training diverged at {where}: {alarm}. No healthy checkpoint is kept to roll back '
@@ -166,7 +184,7 @@ class CollapseGuard:
                 f'{os.path.basename(target)} ({restored}), which running again continues from with fresh retries: '
                 f'first lower learning_rate (now {plan.learning_rate:g}) or raise the batch size (now '
                 f'{phase.batch_size} at {phase.size}x{phase.size})')
-        state.record_rollback(plan.collapse_learning_rate_factor, keeper.global_step_of(target))
+        state.record_rollback(plan.collapse_learning_rate_factor, keeper.global_step_of(target), self.ceiling)
         restored, position = self._go_back_to(target)
         if target != newest:
             restored += f'; the newer healthy {os.path.basename(newest)} went wrong again'

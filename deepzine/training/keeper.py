@@ -76,7 +76,10 @@ class CheckpointKeeper:
         global_step = self.global_step()
         if (phase.size, phase.kind) != self._phase:
             earlier = [step for step in self.healthy_steps if step < global_step]
-            self.phase_start_step, self._phase = (earlier[-1] if earlier else None), (phase.size, phase.kind)
+            start = earlier[-1] if earlier else None
+            if start is None and healthy and int(self.state.phase_step.numpy()) == 0:
+                start = global_step  # a run's first checkpoint, before its first step: its first phase starts here
+            self.phase_start_step, self._phase = start, (phase.size, phase.kind)
         if healthy:
             earlier = [step for step in self.healthy_steps if step != global_step]
             self.healthy_steps = earlier[-(HEALTHY_CHECKPOINTS_KEPT - 1):] + [global_step]

@@ -34,8 +34,10 @@ def describe_train_plan(plan):
         if plan.start.phase_index > plan.first_phase_index or plan.start.step:
             lines.append(f'left to train: from {left[0].name} step {plan.start.step} (the costs below count from there)')
         lines += describe_forecast(plan.forecast, plan.log_dir)
+    fallback = (f' (at most the automatic {plan.automatic_learning_rate:g})'
+                if plan.learning_rate > plan.automatic_learning_rate else '')
     lines.append(f'collapse guard: on an alarm roll back to the newest healthy checkpoint (again in a phase: to its '
-                 f'start), learning rate x{plan.collapse_learning_rate_factor:g} each time and carried into the next '
+                 f'start), learning rate x{plan.collapse_learning_rate_factor:g} each time{fallback} and carried into the next '
                  f'phases, at most {plan.collapse_retries} times per phase'
                  if plan.collapse_guard else 'collapse guard off: a NaN or infinite loss stops training')
     lines += [f'checkpoints every {plan.model_save_interval_steps} steps and at phase ends -> '

@@ -59,6 +59,7 @@ class TrainPlan:
     hardware: object              # deepzine.training.devices.Hardware: devices, XLA, precision
     learning_rate: float
     learning_rate_automatic: bool
+    automatic_learning_rate: float  # what learning_rate: null gives; the collapse guard falls back to it
     gradient_penalty_weight: float
     drift_weight: float
     discriminator_updates: int
@@ -139,7 +140,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
     # Training that heals itself
     collapse_guard = Parameter(True, 'bool', 'watch losses, samples and weights; on divergence, NaN or collapsed samples roll back to the newest healthy checkpoint with a lower learning rate (false: a NaN stops training)')
     collapse_retries = Parameter(4, 'int', 'roll-backs allowed in one phase before training stops at the newest healthy checkpoint (0: stop at the first alarm)', check=non_negative)
-    collapse_learning_rate_factor = Parameter(0.25, 'float', 'each roll-back multiplies the learning rate of both networks by this; the lowered rate carries into the next phases and recovers one factor (up to the configured rate) as each stable phase begins after a fade-in that needed no roll-back', check=_fraction)
+    collapse_learning_rate_factor = Parameter(0.25, 'float', 'each roll-back multiplies the learning rate of both networks by this, and leaves it at most the automatic rate (a configured rate above it falls back to it at once); the lowered rate carries into the next phases and recovers one factor (up to the configured rate, or the automatic one if lower) as each stable phase begins after a fade-in that needed no roll-back', check=_fraction)
 
     evaluate_during_training = Parameter(False, 'bool', 'also evaluate (same counts and seed) the generator at the end of every training phase, into log_dir/metrics')
 
@@ -182,7 +183,8 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
         left = schedule.phases_from(phases, start.phase_index, start.step)
         schedule.check_replica_batches(left, hardware.replicas, architecture.minibatch_group_size)
         automatic = self.learning_rate is None
-        learning_rate = self.learning_rate if not automatic else (0.001 if architecture.equalized_learning_rate else 0.0001)
+        automatic_learning_rate = 0.001 if architecture.equalized_learning_rate else 0.0001
+        learning_rate = automatic_learning_rate if automatic else self.learning_rate
         forecast = None
         if left:
             forecast = make_forecast(architecture, left, hardware, self.discriminator_updates, self.generator_updates,
@@ -191,6 +193,7 @@ class TrainStage(Stage, DataFileParameters, ModelParameters, DeviceParameters, L
         return TrainPlan(
             data=data, collection_balance=self.collection_balance, log_dir=self.log_dir, samples_dir=self.samples_dir, architecture=architecture, phases=phases,
             start=start, hardware=hardware, learning_rate=learning_rate, learning_rate_automatic=automatic,
+            automatic_learning_rate=automatic_learning_rate,
             gradient_penalty_weight=self.gradient_penalty_weight, drift_weight=self.drift_weight,
             discriminator_updates=self.discriminator_updates, generator_updates=self.generator_updates,
             generator_ema_beta=self.generator_ema_beta, reset_optimizer_on_growth=self.reset_optimizer_on_growth,

@@ -32,6 +32,12 @@ def latest(tmp_path):
     return tf.train.latest_checkpoint(str(tmp_path / 'log' / 'checkpoints'))
 
 
+def lowered_factor(rollbacks, learning_rate):
+    """The learning-rate factor after `rollbacks` (at least 1) roll-backs of a run at `learning_rate`, which is above
+    the automatic 0.001: the first falls back to 0.001, each further one multiplies by 0.25."""
+    return 0.001 / learning_rate * 0.25 ** (rollbacks - 1)
+
+
 @pytest.fixture(scope='module')
 def wide_bands(tmp_path_factory):
     return write_page_hdf5(tmp_path_factory.mktemp('pages') / 'bands64.hdf5', band_pages(64, 16))
@@ -39,8 +45,8 @@ def wide_bands(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_bands, tmp_path):
-    """learning_rate 5.0 stops at 16x16 fade step 10 with NaN losses without the guard (measured); with it, every phase
-    rolls back to its start until the rate is low enough, and the run ends with finite weights."""
+    """learning_rate 5.0 stops at 16x16 fade step 10 with NaN losses without the guard (measured); with it, the first
+    alarm falls back to the automatic rate, 0.001, which carries through the run, and it ends with finite weights."""
     from deepzine.model.model_folder import load_model_folder
     raw = train_config(tmp_path, wide_bands, learning_rate=5.0, iterations_per_stage=20,
                        model_loss_output_interval_steps=10, collapse_learning_rate_factor=0.25)
@@ -56,11 +62,10 @@ def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_band
     rolled_back = [line for line in handler.lines if line.startswith('rolled back')]
     assert rolled_back[0].startswith('rolled back at 4x4 stable step 10 to ckpt-0 (4x4 stable step 0): divergence '
                                      'of the gradient penalty')
-    assert rolled_back[0].endswith('learning rate now 1.25 (roll-back 1 of 4 in this phase)')
-    assert any(line.startswith('rolled back at 16x16 ') for line in rolled_back)  # where it diverged unguarded
-    assert any('| health ' in line and 'lr x0.25' in line for line in handler.lines)
+    assert rolled_back[0].endswith('learning rate now 0.001 (roll-back 1 of 4 in this phase)')
+    assert any(line.startswith('16x16 fade step') and 'lr x0.0002' in line for line in handler.lines)
     assert read_checkpoint_position(latest(tmp_path)) == (16, 'stable', 20, 100)
-    assert guard_state(latest(tmp_path))['learning_rate_factor'] <= 0.25 ** 2
+    assert guard_state(latest(tmp_path))['learning_rate_factor'] <= 0.001 / 5.0
     _, _, generator_ema, discriminator, _ = load_model_folder(str(tmp_path / 'log' / '16'), with_discriminator=True)
     for network in (generator_ema, discriminator):
         assert all(np.all(np.isfinite(weight.numpy())) for weight in network.weights)
@@ -70,9 +75,9 @@ def test_a_run_that_diverges_without_the_guard_rolls_back_and_finishes(wide_band
 
 def test_a_phase_out_of_retries_stops_in_one_line_at_the_healthy_checkpoint(band_hdf5, tmp_path):
     raw = train_config(tmp_path, band_hdf5, gan_output_size=4, iterations_per_stage=8,
-                       model_loss_output_interval_steps=1, learning_rate=1e12, collapse_retries=1)
+                       model_loss_output_interval_steps=1, learning_rate=1e12, collapse_retries=0)
     with pytest.raises(TrainingDiverged, match=r'^training kept going wrong at 4x4 stable step \d+ \(learning rate '
-                       r'2.5e\+11, no roll-back left in this phase: collapse_retries=1\): non-finite .*\. Stopped at the '
+                       r'1e\+12, no roll-back left in this phase: collapse_retries=0\): non-finite .*\. Stopped at the '
                        r'healthy checkpoint ckpt-0 \(4x4 stable step 0\), which running again continues from '
                        r'with fresh retries: first lower learning_rate \(now 1e\+12\) or raise the batch size \(now 4 '
                        r'at 4x4\)$'):
@@ -100,33 +105,33 @@ def test_the_lowered_learning_rate_survives_sigkill_right_after_a_roll_back_and_
     assert code == -signal.SIGKILL
     rollbacks = output.count('rolled back at ')
     guard = guard_state(latest(tmp_path))
-    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.25 ** rollbacks)
+    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, lowered_factor(rollbacks, 5.0))
 
     # Resumed at the lowered rate (the loss lines say it), then Ctrl-C once training is past its trouble.
     code, output = run_until(tmp_path, raw, '4x4 stable step 200', signal.SIGINT)
     assert code == 130 and 'interrupted: saved' in output, output[-3000:]
-    assert f'lr x{0.25 ** rollbacks:g}' in output.split('rolled back at ')[0]
+    assert f'lr x{lowered_factor(rollbacks, 5.0):g}' in output.split('rolled back at ')[0]
     rollbacks += output.count('rolled back at ')
     guard = guard_state(latest(tmp_path))
-    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, 0.25 ** rollbacks)
+    assert (guard['rollbacks_in_phase'], guard['learning_rate_factor']) == (rollbacks, lowered_factor(rollbacks, 5.0))
 
     with PageStore(band_hdf5) as store:
         trainer = Trainer(make_plan(raw), store)
         trainer._begin()
     for optimizer in (trainer.models.generator_optimizer, trainer.models.discriminator_optimizer):
-        assert float(optimizer.learning_rate.numpy()) == pytest.approx(5.0 * 0.25 ** rollbacks)
+        assert float(optimizer.learning_rate.numpy()) == pytest.approx(5.0 * lowered_factor(rollbacks, 5.0))
 
     # The lowered rate carries into the next phase (a fade-in: no recovery there), and through a SIGKILL in it.
     code, output = run_until(tmp_path, raw, '8x8 fade step 20', signal.SIGKILL)
     assert code == -signal.SIGKILL
     rollbacks += output.split('8x8 fade step')[0].count('rolled back at ')
     first_fade_line = next(line for line in output.splitlines() if '8x8 fade step' in line and '| health' in line)
-    assert f'lr x{0.25 ** rollbacks:g}' in first_fade_line, first_fade_line
+    assert f'lr x{lowered_factor(rollbacks, 5.0):g}' in first_fade_line, first_fade_line
     code, output = run_until(tmp_path, raw, '8x8 fade step 30', signal.SIGINT)
     assert code == 130
     resumed_fade_line = next(line for line in output.splitlines() if '8x8 fade step' in line and '| health' in line)
     factor = float(resumed_fade_line.split(' lr x')[1].split()[0])
-    assert factor <= 0.25 ** rollbacks
+    assert factor <= lowered_factor(rollbacks, 5.0)
 
 
 def test_a_resume_prefers_the_newest_healthy_checkpoint_and_reads_checkpoints_without_health(band_hdf5, tmp_path,
@@ -211,6 +216,28 @@ def test_the_lowered_rate_carries_into_the_next_phases_and_recovers_only_after_a
     assert guard.learning_rate_factor == 1.0  # never above the configured rate
 
 
+def test_a_rate_above_the_automatic_one_falls_back_to_it_at_the_first_roll_back_and_recovers_no_higher():
+    """learning_rate 0.2 where the automatic rate is 0.001: the ceiling is 0.005 of the configured rate."""
+    guard, ceiling = GuardState(), 0.001 / 0.2
+    guard.enter_phase(0, 0.25, fading=False, ceiling=ceiling)
+    guard.enter_phase(1, 0.25, fading=True, ceiling=ceiling)
+    guard.enter_phase(2, 0.25, fading=False, ceiling=ceiling)  # no roll-back yet: the configured rate stays
+    assert guard.learning_rate_factor == 1.0
+    assert guard.restarts_phase(ceiling)  # the phase was trained at 0.2 all along: back to its start
+    assert not guard.restarts_phase()  # at or below the automatic rate, a first roll-back goes to the newest healthy one
+    guard.record_rollback(0.25, 400, ceiling)
+    assert guard.learning_rate_factor == ceiling  # 0.001 at once, not 0.05
+    guard.record_rollback(0.25, 400, ceiling)
+    assert guard.learning_rate_factor == ceiling * 0.25
+    guard.enter_phase(3, 0.25, fading=True, ceiling=ceiling)
+    guard.enter_phase(4, 0.25, fading=False, ceiling=ceiling)  # a clean fade: one step back up
+    assert guard.learning_rate_factor == ceiling
+    guard.enter_phase(5, 0.25, fading=True, ceiling=ceiling)
+    guard.enter_phase(6, 0.25, fading=False, ceiling=ceiling)  # ... but never above the automatic rate
+    assert guard.learning_rate_factor == ceiling
+    assert not guard.restarts_phase(ceiling)  # a first roll-back in this phase, at the automatic rate
+
+
 def test_a_guard_out_of_retries_is_forgiven_for_the_next_run():
     guard = GuardState()
     guard.enter_phase(2, 0.5, fading=False)
@@ -262,3 +289,26 @@ def test_a_phase_that_goes_wrong_again_starts_over_from_the_checkpoint_it_starte
         assert trainer.guard.roll_back(alarm, fade) == (1, 80)  # the first time: the newest healthy checkpoint
         assert trainer.guard.roll_back(alarm, fade) == (1, 0)  # again: the fade starts over from the 4x4's end
         assert trainer.guard.state.learning_rate_factor == 0.25 ** 2
+
+
+def test_a_rate_above_the_automatic_one_that_goes_wrong_starts_the_phase_over_at_the_automatic_rate(band_hdf5,
+                                                                                                      tmp_path):
+    """Everything since the phase began was trained at the rate that went wrong, healthy-looking or not; in the run's
+    first phase that start is the checkpoint saved before the first step."""
+    from deepzine.training.health import Alarm
+    plan = make_plan(train_config(tmp_path, band_hdf5, gan_output_size=8, iterations_per_stage=100,
+                                  learning_rate=0.2))
+    four = plan.phases[0]
+    alarm = Alarm('gradient_penalty', 'limit', 50.0, 10.0, 'divergence of the gradient penalty', four.name, 90)
+    with PageStore(band_hdf5) as store:
+        trainer = Trainer(plan, store)
+        for global_step in (0, 20, 40, 60, 80):
+            trainer.state.global_step.assign(global_step)
+            trainer.state.phase_step.assign(global_step)
+            trainer.guard.begin_phase(four)
+            trainer._write_checkpoint(four)
+        assert trainer.keeper.phase_start_step == 0
+        assert trainer.guard.roll_back(alarm, four) == (0, 0)  # not the newest healthy step 80
+        assert trainer.guard.learning_rate_factor == pytest.approx(0.001 / 0.2)
+        assert trainer.guard.roll_back(alarm, four) == (0, 0)  # again: the phase starts over, x0.25 from there
+        assert trainer.guard.learning_rate_factor == pytest.approx(0.001 / 0.2 * 0.25)

@@ -67,6 +67,8 @@ def test_a_healthy_run_logs_its_health_and_never_rolls_back(finished_run):
     assert ('collapse guard: on an alarm roll back to the newest healthy checkpoint (again in a phase: to its start), '
             'learning rate x0.25 each time and carried into the next phases, at most 4 times per phase'
             ) in plan_text(make_plan(raw))
+    assert ('learning rate x0.25 each time (at most the automatic 0.001) and carried into the next phases'
+            in plan_text(make_plan(dict(raw, learning_rate=0.2))))
     assert 'collapse guard off: a NaN or infinite loss stops training' in plan_text(
         make_plan(dict(raw, collapse_guard=False)))
 
