@@ -43,7 +43,8 @@ collapse    Diversity of the 16 generated pages (mean pairwise RMS distance,
             collapsed never reaches 0.5 there: so once the run's samples have
             reached 0.5 in any phase, they must also stay above 0.15 of the real
             pages' diversity in every later one, from its 100th step on.
-            Healthy runs on real pages measured 0.32 at the least (in a fade-in).
+            Healthy runs on real pages measured 0.17 at the least (four runs,
+            bench/README.md "Falling back to the automatic rate").
 
 statistics  How the samples look beside the real pages, in plain numbers:
             the gap between their mean brightness (pixels in [-1, 1]) and the
