@@ -54,17 +54,9 @@ def put_in(lever):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--size', type=int, default=128)
-    parser.add_argument('--kind', default='stable', choices=['stable', 'fade'])
+    bench_train.add_lean_recipe_arguments(parser)
     parser.add_argument('--precision', default='mixed_bfloat16', choices=['float32', 'mixed_bfloat16', 'mixed_float16'])
     parser.add_argument('--lever', default='none', choices=LEVERS)
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--channels', type=int, default=1)
-    parser.add_argument('--filters', type=int, default=64, help='max_filter')
-    parser.add_argument('--min-filter', type=int, default=16)
-    parser.add_argument('--transition', type=int, default=64)
-    parser.add_argument('--latent', type=int, default=128)
-    parser.add_argument('--collections', type=int, default=1)
     parser.add_argument('--inter-op', type=int, default=0, help='inter-op threads (0: TensorFlow decides)')
     parser.add_argument('--xla', action='store_true')
     parser.add_argument('--steps', type=int, default=6)

@@ -95,16 +95,35 @@ def build(plan):
     return strategy, models, StepState(seed=1), batches
 
 
-def time_step(args, size, kind, mode, precision):
-    """(seconds per step, counted FLOP per image, flop by op type, trace seconds) for one configuration."""
-    import tensorflow as tf
+def add_lean_recipe_arguments(parser):
+    """The keys stage_plan reads, at the lean 128x128 recipe's values (1 channel, max_filter 64, min_filter 16,
+    transition 64, batch 16): bench_levers.py and profile_step.py time and profile that recipe's step."""
+    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--kind', default='stable', choices=['stable', 'fade'])
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--channels', type=int, default=1)
+    parser.add_argument('--filters', type=int, default=64, help='max_filter')
+    parser.add_argument('--min-filter', type=int, default=16)
+    parser.add_argument('--transition', type=int, default=64)
+    parser.add_argument('--latent', type=int, default=128)
+    parser.add_argument('--collections', type=int, default=1)
+
+
+def phase_step(args, size, kind, precision, jit_compile=False):
+    """(plan, the traced-on-first-call training step of that phase, its input iterator, its StepState)."""
     from deepzine.training.schedule import find_phase
     from deepzine.training.step import StepSettings, make_phase_step
-    plan = stage_plan(args, size, precision, mode == 'xla')
+    plan = stage_plan(args, size, precision, jit_compile)
     strategy, models, state, dataset = build(plan)
     settings = StepSettings(latent_size=args.latent, jit_compile=plan.hardware.jit_compile)
     step = make_phase_step(strategy, models, state, settings, find_phase(plan.phases, size, kind))
-    iterator = iter(dataset)
+    return plan, step, iter(dataset), state
+
+
+def time_step(args, size, kind, mode, precision):
+    """(seconds per step, counted FLOP per image, flop by op type, trace seconds) for one configuration."""
+    import tensorflow as tf
+    _, step, iterator, state = phase_step(args, size, kind, precision, mode == 'xla')
     tf.config.run_functions_eagerly(mode == 'eager')
     try:
         start = time.perf_counter()

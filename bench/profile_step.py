@@ -63,27 +63,13 @@ def op_type_times(trace_folder):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--size', type=int, default=128)
-    parser.add_argument('--kind', default='stable', choices=['stable', 'fade'])
+    bench_train.add_lean_recipe_arguments(parser)
     parser.add_argument('--precision', default=None, help='float32, mixed_bfloat16, mixed_float16 (default: automatic)')
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--channels', type=int, default=1)
-    parser.add_argument('--filters', type=int, default=64, help='max_filter')
-    parser.add_argument('--min-filter', type=int, default=16)
-    parser.add_argument('--transition', type=int, default=64)
-    parser.add_argument('--latent', type=int, default=128)
-    parser.add_argument('--collections', type=int, default=1)
     parser.add_argument('--steps', type=int, default=4, help='profiled steps')
     parser.add_argument('--top', type=int, default=12, help='op types listed')
     args = parser.parse_args()
 
-    from deepzine.training.schedule import find_phase
-    from deepzine.training.step import StepSettings, make_phase_step
-    plan = bench_train.stage_plan(args, args.size, args.precision, False)
-    strategy, models, state, dataset = bench_train.build(plan)
-    step = make_phase_step(strategy, models, state, StepSettings(latent_size=args.latent),
-                           find_phase(plan.phases, args.size, args.kind))
-    iterator = iter(dataset)
+    plan, step, iterator, state = bench_train.phase_step(args, args.size, args.kind, args.precision)
     cores_busy(step, iterator, state, 3)  # trace and warm up
     ms, busy = cores_busy(step, iterator, state, 2 * args.steps)
     folder = tempfile.mkdtemp(prefix='profile_step_')
